@@ -1,0 +1,46 @@
+# Two entry points for newcomers: `make deploy` (the stack on this machine) and
+# `make test` (every test). Everything else is a building block of those two.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Keep test state out of the user's ~/.ansible and ~/.cache.
+TEST_HOME := $(abspath .cache/home)
+
+.PHONY: venv deploy test unit lint sanity molecule images bench clean
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Deploy on this machine: Docker first (the base image needs it), then the base
+# image for self-builds (no container registry needed), then the whole stack.
+deploy: venv
+	ansible-playbook -i inventory/local site.yml --tags docker
+	tests/images/build base
+	ansible-playbook -i inventory/local site.yml
+
+images:
+	tests/images/build
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+lint: venv
+	yamllint -s .
+	ansible-lint --profile production
+
+molecule: venv images
+	mkdir -p $(TEST_HOME)
+	HOME=$(TEST_HOME) molecule test --all
+
+test: unit lint molecule
+
+bench: venv images
+	HOME=$(TEST_HOME) scripts/benchmark
+
+clean:
+	rm -rf .cache tests/output

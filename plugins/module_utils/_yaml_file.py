@@ -1,0 +1,497 @@
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Private to this collection: may change without notice.
+"""Edit YAML files in place: round-trip load and dump, in-place updates, atomic writes, diffs.
+
+Edits keep comments, key order and quoting. Lines outside the edited keys are copied
+from the original file byte for byte (see Document.render).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import io
+import json
+import os
+import stat
+import tempfile
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    # Synapse reads registrations with PyYAML's safe_load; use it (with libyaml, much faster
+    # than pure-Python ruamel.yaml) to read files that are only checked, never written.
+    import yaml as pyyaml
+except ImportError:
+    pyyaml = None
+
+try:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.error import CommentMark, YAMLError
+    from ruamel.yaml.tokens import CommentToken
+except ImportError:
+    HAS_RUAMEL = False
+    RUAMEL_IMPORT_ERROR = traceback.format_exc()
+    YAMLError = ValueError
+else:
+    HAS_RUAMEL = True
+    RUAMEL_IMPORT_ERROR = None
+
+MASK = "********"
+MASK_CHANGED = "******** (changed)"
+
+# Synapse and the bridges read YAML with PyYAML, which implements YAML 1.1: there
+# `yes`/`no`/`on`/`off` are booleans. Load and dump with the same rules so that a value
+# means here what it means to them (a string "yes" gets quoted on output).
+_YAML_VERSION = (1, 1)
+_VERSION_HEADER = "%YAML 1.1\n---\n"
+
+# Indentation used when a file has no nested block to learn it from: the style of the
+# homeserver.yaml that Synapse generates.
+_DEFAULT_INDENT = {"mapping": 2, "sequence": 4, "offset": 2}
+
+
+class YamlFileError(Exception):
+    """A YAML file is missing, unreadable or not valid YAML; the message starts with its path."""
+
+
+def read_text(path):
+    """Return the text of `path`, or raise YamlFileError saying why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise YamlFileError("%s: file does not exist" % path) from None
+    except IsADirectoryError:
+        raise YamlFileError("%s: is a directory, expected a YAML file" % path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlFileError("%s: cannot read: %s" % (path, exc)) from None
+
+
+def type_name(value):
+    """A YAML-flavoured name for the type of `value`, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def load_mapping(path):
+    """Load `path` for editing; raise YamlFileError unless it holds a YAML mapping."""
+    document = Document.load(path)
+    if not isinstance(document.data, dict):
+        raise YamlFileError("%s: must be a YAML mapping, got %s" % (path, type_name(document.data)))
+    return document
+
+
+def load_plain(path):
+    """Load `path` into plain Python data (dict, list, str, ...), as Synapse would read it."""
+    text = read_text(path)
+    if pyyaml is None:
+        loader = YAML(typ="safe", pure=True)
+        loader.version = _YAML_VERSION
+        return _parse(loader, text, path)
+    try:
+        return pyyaml.load(text, Loader=getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader))
+    except pyyaml.YAMLError as exc:
+        raise YamlFileError("%s: invalid YAML: %s" % (path, exc)) from None
+
+
+def _parse(yaml, text, path):
+    try:
+        return yaml.load(text)
+    except YAMLError as exc:
+        raise YamlFileError("%s: invalid YAML: %s" % (path, exc)) from None
+
+
+def _round_trip_yaml(indent=None):
+    yaml = YAML()
+    yaml.version = _YAML_VERSION
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold long lines
+    yaml.indent(**(indent or _DEFAULT_INDENT))
+    return yaml
+
+
+class Document:
+    """A YAML file loaded for editing. Change `data` (see set_key / delete_key), then render()."""
+
+    def __init__(self, path, text, data):
+        self.path = path
+        self.text = text
+        self.data = data
+        self._indent = _guess_indent(data)
+
+    @classmethod
+    def load(cls, path):
+        text = read_text(path)
+        return cls(path, text, _parse(_round_trip_yaml(), text, path))
+
+    @classmethod
+    def new(cls, path):
+        return cls(path, "", CommentedMap())
+
+    def dump(self, data):
+        """Serialize `data` with this file's indentation."""
+        stream = io.StringIO()
+        _round_trip_yaml(self._indent).dump(data, stream)
+        text = stream.getvalue()
+        # The version directive only tells the dumper which rules to apply; keep it out.
+        if text.startswith(_VERSION_HEADER):
+            text = text[len(_VERSION_HEADER):]
+        return text
+
+    def render(self):
+        """Return the new file text.
+
+        ruamel.yaml normalizes a few things when it re-serializes a whole file (`key: null`
+        becomes `key:`, spacing inside flow collections, ...). To keep every line we did not
+        edit exactly as it was, only the lines that differ between a dump of the original
+        data and a dump of the edited data are replaced in the original text. If that is
+        not possible cleanly, the full dump is used.
+        """
+        edited = self.dump(self.data)
+        if not self.text:
+            return edited
+        baseline = self.dump(_parse(_round_trip_yaml(), self.text, self.path))
+        spliced = _splice(self.text, baseline, edited)
+        if spliced is None:
+            return edited
+        try:
+            same = same_data(_parse(_round_trip_yaml(), spliced, self.path), self.data)
+        except YamlFileError:
+            same = False
+        return spliced if same else edited
+
+    def masked_texts(self, secret_paths):
+        """Before and after texts for a diff, with the values at `secret_paths` hidden.
+
+        Each path is a tuple of keys, and a key may be an fnmatch pattern (`*password*`).
+        A secret that changes shows as MASK_CHANGED on the after side.
+        """
+        before = _parse(_round_trip_yaml(), self.text, self.path) if self.text else None
+        after = copy.deepcopy(self.data)
+        for secret_path in secret_paths:
+            _mask(after, before, secret_path, MASK_CHANGED)
+            _mask(before, None, secret_path, MASK)
+        return (self.dump(before) if before is not None else ""), self.dump(after)
+
+
+def _mask(node, reference, secret_path, changed_mask):
+    """Replace secrets in `node`; one that differs from `reference` gets `changed_mask`."""
+    if not isinstance(node, dict) or not secret_path:
+        return
+    pattern, rest = secret_path[0], secret_path[1:]
+    for key in node:
+        if not isinstance(key, str) or not fnmatch.fnmatchcase(key, pattern):
+            continue
+        other = reference.get(key) if isinstance(reference, dict) else None
+        if rest:
+            _mask(node[key], other, rest, changed_mask)
+        elif node[key] is not None:
+            node[key] = MASK if reference is None or same_data(node[key], other) else changed_mask
+
+
+def write_if_changed(module, document, changed, secret_paths=()):
+    """Finish an edit of `document`: the `changed` and `diff` results, and the write.
+
+    Nothing is written in check mode. With `secret_paths`, the diff shows those values
+    masked (see masked_texts); otherwise it shows the exact file texts.
+    """
+    result = {"changed": changed}
+    if not changed:
+        return result
+    text = document.render()
+    if module._diff:
+        if secret_paths:
+            before, after = document.masked_texts(secret_paths)
+        else:
+            before, after = document.text, text
+        result["diff"] = make_diff(document.path, before, after)
+    if not module.check_mode:
+        atomic_write(document.path, text)
+    return result
+
+
+def _guess_indent(data):
+    """Learn mapping and sequence indentation from the first nested blocks of `data`."""
+    found = {}
+    pending = [data]
+    while pending and len(found) < 3:
+        node = pending.pop(0)
+        if not isinstance(node, CommentedMap) or node.fa.flow_style():
+            continue
+        for key, value in node.items():
+            if not isinstance(value, (CommentedMap, CommentedSeq)) or not value or value.fa.flow_style():
+                continue
+            key_line, key_col = node.lc.key(key)
+            if isinstance(value, CommentedMap):
+                value_line, value_col = node.lc.value(key)
+                if "mapping" not in found and value_line > key_line:
+                    found["mapping"] = value_col - key_col
+                pending.append(value)
+            elif "sequence" not in found and value.lc.line > key_line:
+                found["offset"] = value.lc.col - key_col
+                found["sequence"] = value.lc.item(0)[1] - key_col
+                pending.extend(value)
+    indent = dict(_DEFAULT_INDENT, **found)
+    if indent["mapping"] < 1 or indent["offset"] < 0 or indent["sequence"] < indent["offset"] + 2:
+        return dict(_DEFAULT_INDENT)
+    return indent
+
+
+def _splice(original, baseline, edited):
+    """Apply the line changes baseline -> edited to `original`; None if they do not map onto it."""
+    original_lines = original.splitlines(True)
+    baseline_lines = baseline.splitlines(True)
+    edited_lines = edited.splitlines(True)
+    # Which original line each baseline line comes from. A run of lines that ruamel
+    # rewrote one for one (`yes` -> `true`) still maps line by line.
+    position = {}
+    matcher = difflib.SequenceMatcher(None, baseline_lines, original_lines, autojunk=False)
+    for tag, base_start, base_end, orig_start, orig_end in matcher.get_opcodes():
+        if tag == "equal" or (tag == "replace" and base_end - base_start == orig_end - orig_start):
+            for offset in range(base_end - base_start):
+                position[base_start + offset] = orig_start + offset
+    position[-1] = -1
+    position[len(baseline_lines)] = len(original_lines)
+    out, copied_to = [], 0
+    matcher = difflib.SequenceMatcher(None, baseline_lines, edited_lines, autojunk=False)
+    for tag, base_start, base_end, edit_start, edit_end in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        # The changed lines and their neighbours must map to one run of original lines.
+        span = range(base_start - 1, base_end + 1)
+        if any(i not in position or position[i] - position[span[0]] != i - span[0] for i in span):
+            return None
+        start, end = position[base_start - 1] + 1, position[base_end]
+        out += original_lines[copied_to:start] + edited_lines[edit_start:edit_end]
+        copied_to = end
+    out += original_lines[copied_to:]
+    return "".join(out)
+
+
+def same_data(left, right):
+    """Deep equality that tells booleans from numbers (YAML `true` is not `1`)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(same_data(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(same_data(a, b) for a, b in zip(left, right))
+    if isinstance(left, (dict, list)) or isinstance(right, (dict, list)):
+        return False
+    return _kind(left) == _kind(right) and left == right
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+# In-place updates. ruamel.yaml attaches the comment lines that follow a block to the last
+# scalar inside it, so those lines travel with whatever is edited last. The helpers below
+# detach them before an edit and re-attach them to whatever ends the block afterwards.
+
+def set_key(mapping, key, value):
+    """Set mapping[key] to exactly `value`, editing nested data in place. Returns True if it changed."""
+    if key not in mapping:
+        last = next(reversed(mapping), None) if mapping else None
+        tail = _take_tail(mapping, last) if last is not None else ""
+        mapping[key] = _commented(value)
+        _put_tail(mapping, key, tail)
+        return True
+    tail = _take_tail(mapping, key)
+    changed = _assign(mapping, key, value)
+    _put_tail(mapping, key, tail)
+    return changed
+
+
+def delete_key(mapping, key):
+    """Remove `key`, keeping the comment lines below it. Returns True if it was there."""
+    if key not in mapping:
+        return False
+    keys = list(mapping)
+    tail = _take_tail(mapping, key)
+    del mapping[key]
+    mapping.ca.items.pop(key, None)
+    index = keys.index(key)
+    if index > 0:
+        _put_tail(mapping, keys[index - 1], tail)
+    return True
+
+
+def _assign(container, key, value):
+    old = container[key]
+    if isinstance(old, CommentedMap) and isinstance(value, dict):
+        return update_mapping(old, value)
+    if isinstance(old, CommentedSeq) and isinstance(value, list):
+        return _sync_list(old, value)
+    if same_data(old, value):
+        return False
+    container[key] = _commented(value)
+    return True
+
+
+def update_mapping(old, new):
+    """Make mapping `old` equal to `new` (keys not in `new` go), in place. True if it changed."""
+    changed = False
+    for key in [key for key in old if key not in new]:
+        changed = delete_key(old, key) or changed
+    for key, value in new.items():
+        changed = set_key(old, key, value) or changed
+    return changed
+
+
+def _sync_list(old, new):
+    """Turn list `old` into `new` with minimal edits, so kept items keep their comments."""
+    if same_data(old, new):
+        return False
+    matcher = difflib.SequenceMatcher(None, [_fingerprint(x) for x in old], [_fingerprint(x) for x in new], autojunk=False)
+    # Apply from the end so earlier indexes stay valid.
+    for tag, old_start, old_end, new_start, new_end in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        if tag == "replace" and old_end - old_start == new_end - new_start:
+            for offset in range(old_end - old_start):
+                index, value = old_start + offset, new[new_start + offset]
+                if isinstance(old[index], dict) and isinstance(value, dict):
+                    update_mapping(old[index], value)
+                else:
+                    del old[index]
+                    old.insert(index, _commented(value))
+            continue
+        for index in reversed(range(old_start, old_end)):
+            del old[index]
+        for offset, value in enumerate(new[new_start:new_end]):
+            old.insert(old_start + offset, _commented(value))
+    return True
+
+
+def _fingerprint(value):
+    return json.dumps([_kind(value), value], sort_keys=True, default=str)
+
+
+def _commented(value):
+    """Copy plain dicts and lists into ruamel containers (block style) so comments can attach."""
+    if isinstance(value, dict):
+        return CommentedMap((k, _commented(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return CommentedSeq(_commented(v) for v in value)
+    return value
+
+
+def _last_slot(container, key):
+    """The (container, key) whose comment slot holds the lines that follow container[key]."""
+    while True:
+        value = container[key]
+        if not isinstance(value, (CommentedMap, CommentedSeq)) or not value or value.fa.flow_style():
+            return container, key
+        container = value
+        key = next(reversed(value)) if isinstance(value, CommentedMap) else len(value) - 1
+
+
+def _comment_index(container):
+    return 0 if isinstance(container, CommentedSeq) else 2
+
+
+def _take_tail(container, key):
+    """Detach and return the comment lines after container[key] (its end-of-line comment stays)."""
+    container, key = _last_slot(container, key)
+    slots = container.ca.items.get(key)
+    index = _comment_index(container)
+    token = slots[index] if slots and len(slots) > index else None
+    if not isinstance(token, CommentToken):
+        return ""
+    head, _newline, tail = token.value.partition("\n")
+    if not tail:
+        return ""
+    if head:
+        token.value = head + "\n"
+    else:
+        slots[index] = None
+    return tail
+
+
+def _put_tail(container, key, tail):
+    if not tail:
+        return
+    container, key = _last_slot(container, key)
+    value = container[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not value:
+        # An empty block collection is written as `[]`/`{}` anyway; only in flow
+        # style does ruamel place the comment after it rather than before it.
+        value.fa.set_flow_style()
+    index = _comment_index(container)
+    slots = container.ca.items.setdefault(key, [None, None, None, None])
+    token = slots[index]
+    if isinstance(token, CommentToken):
+        token.value = token.value + tail
+    else:
+        slots[index] = CommentToken("\n" + tail, start_mark=CommentMark(0))
+
+
+def atomic_write(path, text):
+    """Replace `path` with `text` atomically; an existing file keeps its owner, group and mode.
+
+    A new file is created with mode 0600 (callers set the final mode).
+    """
+    path = os.path.realpath(path)  # replace a symlink's target, not the symlink
+    directory = os.path.dirname(path)
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        current = None
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if current is not None:
+            os.chmod(tmp_path, stat.S_IMODE(current.st_mode))
+            tmp_stat = os.stat(tmp_path)
+            if (tmp_stat.st_uid, tmp_stat.st_gid) != (current.st_uid, current.st_gid):
+                os.chown(tmp_path, current.st_uid, current.st_gid)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+    # Make the rename itself durable.
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def make_diff(path, before, after):
+    """The `diff` return value for a file whose text changes from `before` to `after`."""
+    return {
+        "before": before,
+        "after": after,
+        "before_header": path,
+        "after_header": path,
+    }
+
+
+def require_ruamel(module):
+    """Fail `module` with the standard message when ruamel.yaml is not installed."""
+    if not HAS_RUAMEL:
+        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=RUAMEL_IMPORT_ERROR)

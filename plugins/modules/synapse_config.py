@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: synapse_config
+short_description: Set or remove top-level keys of Synapse's homeserver.yaml
+version_added: 0.1.0
+description:
+  - Sets top-level keys of a Synapse C(homeserver.yaml) to given values and removes others,
+    leaving the rest of the file as it is, comments, key order and quoting included.
+  - A key that exists keeps its place and the comment above it; a new key is added at the end.
+  - The file is replaced atomically, only when its data changes, and keeps its owner, group
+    and mode.
+  - In the diff, known secrets (C(registration_shared_secret), C(macaroon_secret_key),
+    C(form_secret), passwords under C(database.args), C(email.smtp_pass) and a few more) are
+    shown as C(********).
+author:
+  - Switchboard developers (@switchboard)
+requirements:
+  - ruamel.yaml
+extends_documentation_fragment:
+  - switchboard.matrix._attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  path:
+    description:
+      - Path of C(homeserver.yaml). It must exist and hold a YAML mapping.
+    type: path
+    required: true
+  settings:
+    description:
+      - Top-level keys to set. Each key ends up with exactly the given value; a mapping or
+        list replaces the old one as a whole (parts that stay the same keep their comments).
+    type: dict
+    default: {}
+  remove:
+    description:
+      - Top-level keys to remove. Keys that are not there are ignored.
+      - A key cannot be both in O(settings) and in O(remove).
+    type: list
+    elements: str
+    default: []
+notes:
+  - Values in O(settings) appear in the task's invocation details; use C(no_log) on the task
+    when they hold secrets.
+  - Synapse reads its configuration only when it starts; restart it after a change.
+seealso:
+  - module: switchboard.matrix.synapse_appservices
+  - name: Synapse configuration manual
+    description: All keys of homeserver.yaml.
+    link: https://element-hq.github.io/synapse/latest/usage/configuration/config_documentation.html
+"""
+
+EXAMPLES = r"""
+- name: Point Synapse at PostgreSQL
+  switchboard.matrix.synapse_config:
+    path: /matrix/synapse/data/homeserver.yaml
+    settings:
+      database:
+        name: psycopg2
+        args:
+          user: synapse
+          password: "{{ synapse_db_password }}"
+          database: synapse
+          host: postgres
+          cp_min: 5
+          cp_max: 10
+      enable_registration: false
+    remove:
+      - enable_registration_without_verification
+  no_log: true
+  notify: Restart Synapse
+"""
+
+RETURN = r"""
+changed_keys:
+  description: Top-level keys that were set to a new value, added or removed, in file order.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - database
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    YamlFileError,
+    delete_key,
+    load_mapping,
+    require_ruamel,
+    set_key,
+    write_if_changed,
+)
+
+# Values hidden in the diff. Each entry is a path of keys; a key may be a glob.
+SECRET_PATHS = [
+    ("registration_shared_secret",),
+    ("macaroon_secret_key",),
+    ("form_secret",),
+    ("turn_shared_secret",),
+    ("worker_replication_secret",),
+    ("recaptcha_private_key",),
+    ("database", "args", "*password*"),
+    ("email", "smtp_pass"),
+    ("redis", "password"),
+]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            settings=dict(type="dict", default={}),
+            remove=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    require_ruamel(module)
+    settings, remove = module.params["settings"], module.params["remove"]
+    both = sorted(set(settings) & set(remove))
+    if both:
+        module.fail_json(msg="keys both in settings and in remove: %s" % ", ".join(both))
+    try:
+        document = load_mapping(module.params["path"])
+    except YamlFileError as exc:
+        module.fail_json(msg=str(exc))
+
+    file_order = list(document.data) + [key for key in settings if key not in document.data]
+    changed_keys = {key for key, value in settings.items() if set_key(document.data, key, value)}
+    changed_keys.update(key for key in remove if delete_key(document.data, key))
+    result = write_if_changed(module, document, bool(changed_keys), secret_paths=SECRET_PATHS)
+    result["changed_keys"] = [key for key in file_order if key in changed_keys]
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import yaml
+
+from ansible_collections.switchboard.matrix.plugins.modules import synapse_config
+from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+
+HOMESERVER = """\
+# Configuration file for Synapse.
+server_name: "example.org"
+# Where clients reach us
+public_baseurl: https://matrix.example.org/
+database:
+  name: sqlite3
+  args:
+    database: /data/homeserver.db   # local file
+# Registration
+enable_registration: false
+registration_shared_secret: "old-shared-secret"
+macaroon_secret_key: 'old-macaroon'
+report_stats: false
+"""
+
+
+def run(args, check_mode=False, diff=False):
+    with set_module_args(args, check_mode=check_mode, diff=diff):
+        try:
+            synapse_config.main()
+        except AnsibleExitJson as exc:
+            return exc.args[0], False
+        except AnsibleFailJson as exc:
+            return exc.args[0], True
+    raise AssertionError("module neither exited nor failed")
+
+
+@pytest.fixture
+def hs(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(HOMESERVER)
+    return path
+
+
+def test_updates_scalar_in_place_keeping_quoting(hs):
+    result, failed = run(dict(path=str(hs), settings={"server_name": "matrix.org", "report_stats": True}))
+    assert not failed and result["changed"] is True
+    expected = HOMESERVER.replace('server_name: "example.org"', 'server_name: "matrix.org"')
+    expected = expected.replace("report_stats: false", "report_stats: true")
+    assert hs.read_text() == expected
+    assert result["changed_keys"] == ["server_name", "report_stats"]
+
+
+def test_same_values_change_nothing(hs):
+    settings = {"server_name": "example.org", "enable_registration": False,
+                "database": {"name": "sqlite3", "args": {"database": "/data/homeserver.db"}}}
+    mtime = os.stat(hs).st_mtime_ns
+    result, failed = run(dict(path=str(hs), settings=settings))
+    assert not failed and result["changed"] is False and result["changed_keys"] == []
+    assert os.stat(hs).st_mtime_ns == mtime
+
+
+def test_boolean_is_not_a_number(hs):
+    result, failed = run(dict(path=str(hs), settings={"enable_registration": 0}))
+    assert not failed and result["changed"] is True
+    assert yaml.safe_load(hs.read_text())["enable_registration"] == 0
+
+
+def test_nested_mapping_replaced_keeping_comments_of_what_stays(hs):
+    database = {"name": "psycopg2", "args": {"database": "/data/homeserver.db", "user": "synapse", "password": "pw"}}
+    result, failed = run(dict(path=str(hs), settings={"database": database}))
+    assert not failed and result["changed"]
+    text = hs.read_text()
+    assert yaml.safe_load(text)["database"] == database
+    assert "    database: /data/homeserver.db   # local file\n" in text
+    assert "# Registration\nenable_registration: false\n" in text
+    assert text.startswith("# Configuration file for Synapse.\nserver_name:")
+
+
+def test_new_key_appended_at_the_end(hs):
+    result, failed = run(dict(path=str(hs), settings={"max_upload_size": "50M", "experimental_features": {"msc3266_enabled": True}}))
+    assert not failed and result["changed"]
+    assert hs.read_text() == HOMESERVER + "max_upload_size: 50M\nexperimental_features:\n  msc3266_enabled: true\n"
+
+
+def test_string_that_yaml_11_reads_as_bool_is_quoted(hs):
+    run(dict(path=str(hs), settings={"some_flag": "yes"}))
+    assert yaml.safe_load(hs.read_text())["some_flag"] == "yes"
+
+
+def test_remove_keeps_comment_below(hs):
+    result, failed = run(dict(path=str(hs), remove=["public_baseurl", "database", "not_there"]))
+    assert not failed and result["changed"]
+    assert result["changed_keys"] == ["public_baseurl", "database"]
+    text = hs.read_text()
+    assert "public_baseurl" not in text and "database" not in text
+    assert "# Where clients reach us\n# Registration\nenable_registration: false\n" in text
+
+
+def test_remove_missing_key_is_a_no_op(hs):
+    result, failed = run(dict(path=str(hs), remove=["not_there"]))
+    assert not failed and result["changed"] is False
+    assert hs.read_text() == HOMESERVER
+
+
+def test_key_in_settings_and_remove_fails(hs):
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}, remove=["report_stats"]))
+    assert failed and "report_stats" in result["msg"]
+    assert hs.read_text() == HOMESERVER
+
+
+def test_check_mode_writes_nothing(hs):
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}), check_mode=True)
+    assert not failed and result["changed"] is True
+    assert hs.read_text() == HOMESERVER
+
+
+def test_diff_masks_secrets(hs):
+    settings = {
+        "registration_shared_secret": "new-shared-secret",
+        "database": {"name": "psycopg2", "args": {"user": "synapse", "password": "db-pw"}},
+        "email": {"smtp_host": "mail", "smtp_pass": "mail-pw"},
+        "report_stats": True,
+    }
+    result, failed = run(dict(path=str(hs), settings=settings), diff=True)
+    assert not failed and result["changed"]
+    diff = result["diff"]
+    text = diff["before"] + diff["after"]
+    for secret in ("old-shared-secret", "new-shared-secret", "old-macaroon", "db-pw", "mail-pw"):
+        assert secret not in text
+    assert 'registration_shared_secret: "******** (changed)"' in diff["after"]
+    assert "macaroon_secret_key: '********'" in diff["after"]
+    assert "macaroon_secret_key: '********'" in diff["before"]
+    assert "report_stats: false" in diff["before"] and "report_stats: true" in diff["after"]
+    # The file itself holds the real values.
+    data = yaml.safe_load(hs.read_text())
+    assert data["database"]["args"]["password"] == "db-pw"
+    assert data["registration_shared_secret"] == "new-shared-secret"
+
+
+def test_keeps_mode(hs):
+    os.chmod(hs, 0o640)
+    run(dict(path=str(hs), settings={"report_stats": True}))
+    assert stat.S_IMODE(os.stat(hs).st_mode) == 0o640
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "does not exist"),
+    ("- a\n", "must be a YAML mapping, got list"),
+    ("text\n", "must be a YAML mapping, got string"),
+    ("a: [b\n", "invalid YAML"),
+])
+def test_bad_homeserver_fails_unchanged(tmp_path, content, fragment):
+    hs = tmp_path / "homeserver.yaml"
+    if content is not None:
+        hs.write_text(content)
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}))
+    assert failed
+    assert str(hs) in result["msg"] and fragment in result["msg"]
+    assert (hs.read_text() if content is not None else not hs.exists()) == (content if content is not None else True)

@@ -50,6 +50,14 @@ options:
     type: list
     elements: str
     default: []
+  expect:
+    description:
+      - Top-level keys that must already hold these values. When one differs, the module fails
+        and changes nothing.
+      - Guards keys that must never change under an existing server, such as C(server_name),
+        which is baked into every user ID and the signing key.
+    type: dict
+    default: {}
 notes:
   - Values in O(settings) appear in the task's invocation details; use C(no_log) on the task
     when they hold secrets.
@@ -78,6 +86,8 @@ EXAMPLES = r"""
       enable_registration: false
     remove:
       - enable_registration_without_verification
+    expect:
+      server_name: example.org
   no_log: true
   notify: Restart Synapse
 """
@@ -123,6 +133,7 @@ def main():
             path=dict(type="path", required=True),
             settings=dict(type="dict", default={}),
             remove=dict(type="list", elements="str", default=[]),
+            expect=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -135,6 +146,11 @@ def main():
         document = load_mapping(module.params["path"])
     except YamlFileError as exc:
         module.fail_json(msg=str(exc))
+    for key, wanted in module.params["expect"].items():
+        if document.data.get(key) != wanted:
+            module.fail_json(msg="%s: key '%s' is %r, expected %r. Refusing to change this file; "
+                                 "if the value is right, fix the variable that set %r."
+                                 % (module.params["path"], key, document.data.get(key), wanted, wanted))
 
     file_order = list(document.data) + [key for key in settings if key not in document.data]
     changed_keys = {key for key, value in settings.items() if set_key(document.data, key, value)}

@@ -164,3 +164,19 @@ def test_bad_homeserver_fails_unchanged(tmp_path, content, fragment):
     assert failed
     assert str(hs) in result["msg"] and fragment in result["msg"]
     assert (hs.read_text() if content is not None else not hs.exists()) == (content if content is not None else True)
+
+
+def test_expect_mismatch_fails_and_leaves_file_untouched(hs):
+    before = hs.read_bytes()
+    result, failed = run(dict(path=str(hs), settings={"enable_registration": True},
+                              expect={"server_name": "other.example"}))
+    assert failed
+    assert "server_name" in result["msg"] and str(hs) in result["msg"] and "other.example" in result["msg"]
+    assert hs.read_bytes() == before
+
+
+def test_expect_match_lets_the_change_through(hs):
+    result, failed = run(dict(path=str(hs), settings={"enable_registration": True},
+                              expect={"server_name": "example.org"}))
+    assert not failed and result["changed"] is True
+    assert yaml.safe_load(hs.read_text())["enable_registration"] is True

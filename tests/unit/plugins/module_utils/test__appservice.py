@@ -71,7 +71,7 @@ def test_check_unique():
 
 
 def test_generate_token():
-    tokens = {generate_token() for _ in range(50)}
+    tokens = {generate_token() for _attempt in range(50)}
     assert len(tokens) == 50
     assert all(re.fullmatch(r"[0-9a-f]{64}", token) for token in tokens)
 

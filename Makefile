@@ -30,14 +30,19 @@ unit: venv
 	$(PY) -m pytest -q tests/unit
 
 lint: venv
+	mkdir -p $(TEST_HOME)
 	yamllint -s .
-	ansible-lint --profile production
+	HOME=$(TEST_HOME) ansible-lint --profile production
+
+sanity: venv
+	mkdir -p $(TEST_HOME)
+	HOME=$(TEST_HOME) scripts/ansible-test-sanity
 
 molecule: venv images
 	mkdir -p $(TEST_HOME)
 	HOME=$(TEST_HOME) molecule test --all
 
-test: unit lint molecule
+test: unit lint sanity molecule
 
 bench: venv images
 	HOME=$(TEST_HOME) scripts/benchmark

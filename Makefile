@@ -33,6 +33,7 @@ lint: venv
 	mkdir -p $(TEST_HOME)
 	yamllint -s .
 	HOME=$(TEST_HOME) ansible-lint --profile production
+	HOME=$(TEST_HOME) scripts/check-collection-build
 
 sanity: venv
 	mkdir -p $(TEST_HOME)

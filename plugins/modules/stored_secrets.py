@@ -1,0 +1,98 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stored_secrets
+short_description: Generate secrets once on the managed host and keep them
+version_added: 0.1.0
+description:
+  - Makes sure each named secret exists as a file C(<directory>/<name>) on the managed host,
+    generating missing ones with a cryptographically secure random generator, and returns all
+    of them.
+  - Existing secrets are never changed, so database passwords and tokens stay stable across
+    runs and controllers. New files are written atomically with mode C(0600).
+  - One call serves any number of secrets, so a run that changes nothing costs one module run.
+author:
+  - Switchboard developers (@switchboard)
+extends_documentation_fragment:
+  - switchboard.matrix._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode, missing secrets are generated in memory and returned but not stored.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  directory:
+    description:
+      - Directory that holds the secret files. Created with mode C(0700) when missing.
+    type: path
+    required: true
+  names:
+    description:
+      - Names of the secrets; each is a file name in O(directory).
+    type: list
+    elements: str
+    required: true
+  length:
+    description:
+      - Length in characters of newly generated secrets (hexadecimal digits).
+    type: int
+    default: 48
+notes:
+  - The result holds the secrets. Always set C(no_log) on the task.
+"""
+
+EXAMPLES = r"""
+- name: Database passwords, generated once
+  switchboard.matrix.stored_secrets:
+    directory: /matrix/secrets
+    names: [postgres-superuser, postgres-synapse]
+  register: db_secrets
+  no_log: true
+
+- name: Use one
+  ansible.builtin.debug:
+    msg: "The synapse password has {{ db_secrets.secrets['postgres-synapse'] | length }} characters"
+"""
+
+RETURN = r"""
+secrets:
+  description: Each secret by name.
+  returned: success
+  type: dict
+  sample: {postgres-synapse: 8c1f0a7e3b92d4c6a5f1e0b7c3d2a9f4e8b1c6d5a3f2e7b0}
+created:
+  description: Names of the secrets created by this run (or that would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [postgres-synapse]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.switchboard.matrix.plugins.module_utils._secrets import run_stored_secrets
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            directory=dict(type="path", required=True),
+            names=dict(type="list", elements="str", required=True),
+            length=dict(type="int", default=48),
+        ),
+        supports_check_mode=True,
+    )
+    run_stored_secrets(module)
+
+
+if __name__ == "__main__":
+    main()

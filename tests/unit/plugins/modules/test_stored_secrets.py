@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.switchboard.matrix.plugins.modules import stored_secrets
+from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+
+
+def run(args, check_mode=False):
+    with set_module_args(args, check_mode=check_mode):
+        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
+            stored_secrets.main()
+    return info.value.args[0]
+
+
+def test_generates_once_and_keeps(tmp_path):
+    directory = tmp_path / "secrets"
+    first = run(dict(directory=str(directory), names=["a", "b"]))
+    assert first["changed"] is True and sorted(first["created"]) == ["a", "b"]
+    assert first["secrets"]["a"] != first["secrets"]["b"]
+    assert len(first["secrets"]["a"]) == 48
+    second = run(dict(directory=str(directory), names=["a", "b"]))
+    assert second["changed"] is False and second["created"] == []
+    assert second["secrets"] == first["secrets"]
+    assert (directory / "a").read_text().strip() == first["secrets"]["a"]
+
+
+def test_files_are_private(tmp_path):
+    directory = tmp_path / "secrets"
+    run(dict(directory=str(directory), names=["db"]))
+    assert stat.S_IMODE(os.stat(directory / "db").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+
+
+def test_only_missing_ones_are_created(tmp_path):
+    (tmp_path / "kept").write_text("given-by-hand-0123456789\n")
+    result = run(dict(directory=str(tmp_path), names=["kept", "new"], length=20))
+    assert result["created"] == ["new"]
+    assert result["secrets"]["kept"] == "given-by-hand-0123456789"
+    assert len(result["secrets"]["new"]) == 20
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = run(dict(directory=str(tmp_path / "s"), names=["x"]), check_mode=True)
+    assert result["changed"] is True
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name", ["../escape", "", ".hidden", "a/b"])
+def test_bad_names_are_refused(tmp_path, name):
+    result = run(dict(directory=str(tmp_path), names=[name]))
+    assert result["failed"] and "names must be" in result["msg"] and str(tmp_path) in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_short_length_refused(tmp_path):
+    result = run(dict(directory=str(tmp_path), names=["x"], length=8))
+    assert result["failed"] and "length" in result["msg"]

@@ -446,6 +446,16 @@ def _put_tail(container, key, tail):
         slots[index] = CommentToken("\n" + tail, start_mark=CommentMark(0))
 
 
+def deep_merge(base, extra):
+    """`base` with `extra` merged in: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = deep_merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
 def atomic_write(path, text):
     """Replace `path` with `text` atomically; an existing file keeps its owner, group and mode.
 

@@ -43,6 +43,13 @@ options:
         list replaces the old one as a whole (parts that stay the same keep their comments).
     type: dict
     default: {}
+  secret_settings:
+    description:
+      - Like O(settings), for values that are secrets (database password, SMTP password).
+        Ansible hides them in its output. Deep-merged into O(settings), so
+        C({database: {args: {password: ...}}}) completes a C(database) mapping given there.
+    type: dict
+    default: {}
   remove:
     description:
       - Top-level keys to remove. Keys that are not there are ignored.
@@ -106,6 +113,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
     YamlFileError,
+    deep_merge,
     delete_key,
     load_mapping,
     require_ruamel,
@@ -132,13 +140,15 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             settings=dict(type="dict", default={}),
+            secret_settings=dict(type="dict", default={}, no_log=True),
             remove=dict(type="list", elements="str", default=[]),
             expect=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     require_ruamel(module)
-    settings, remove = module.params["settings"], module.params["remove"]
+    settings = deep_merge(module.params["settings"], module.params["secret_settings"])
+    remove = module.params["remove"]
     both = sorted(set(settings) & set(remove))
     if both:
         module.fail_json(msg="keys both in settings and in remove: %s" % ", ".join(both))

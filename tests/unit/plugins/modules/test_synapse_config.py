@@ -180,3 +180,21 @@ def test_expect_match_lets_the_change_through(hs):
                               expect={"server_name": "example.org"}))
     assert not failed and result["changed"] is True
     assert yaml.safe_load(hs.read_text())["enable_registration"] is True
+
+
+def test_secret_settings_are_merged_and_never_shown(hs):
+    result, failed = run(dict(path=str(hs), settings={"database": {"name": "psycopg2", "args": {"user": "synapse"}}},
+                              secret_settings={"email": {"smtp_pass": "hunter2-smtp"}}), diff=True)
+    assert not failed and result["changed"] is True
+    assert yaml.safe_load(hs.read_text())["email"]["smtp_pass"] == "hunter2-smtp"
+    assert "hunter2-smtp" not in str(result)
+
+
+def test_secret_settings_complete_a_mapping_from_settings(hs):
+    result, failed = run(dict(path=str(hs),
+                              settings={"database": {"name": "psycopg2", "args": {"user": "synapse", "host": "postgres"}}},
+                              secret_settings={"database": {"args": {"password": "pg-secret-123"}}}), diff=True)
+    assert not failed
+    database = yaml.safe_load(hs.read_text())["database"]
+    assert database == {"name": "psycopg2", "args": {"user": "synapse", "host": "postgres", "password": "pg-secret-123"}}
+    assert "pg-secret-123" not in str(result)

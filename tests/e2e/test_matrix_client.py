@@ -4,54 +4,47 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import secrets
-import urllib.request
 
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse
 
 
-def _http_json(url, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-def register_with_shared_secret(homeserver_url, secret, localpart, password):
+def register_with_shared_secret(http, homeserver_url, secret, localpart, password):
     """Synapse's shared-secret registration, written from its admin API docs (not via our module)."""
     endpoint = f"{homeserver_url}/_synapse/admin/v1/register"
-    nonce = _http_json(endpoint)["nonce"]
-    mac = hmac.new(secret.encode(), b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"notadmin"]),
-                   hashlib.sha1).hexdigest()
-    return _http_json(endpoint, {"nonce": nonce, "username": localpart, "password": password, "admin": False, "mac": mac})
+    status, _, body = http(endpoint)
+    assert status == 200, body
+    mac = hmac.new(secret.encode(), b"\x00".join([body["nonce"].encode(), localpart.encode(), password.encode(),
+                                                  b"notadmin"]), hashlib.sha1).hexdigest()
+    status, _, registered = http(endpoint, {"nonce": body["nonce"], "username": localpart, "password": password,
+                                            "admin": False, "mac": mac})
+    assert status == 200, registered
+    return registered
 
 
-def test_versions_endpoint(homeserver_url):
-    versions = _http_json(f"{homeserver_url}/_matrix/client/versions")
+def test_versions_endpoint(http, homeserver_url):
+    status, _, versions = http(f"{homeserver_url}/_matrix/client/versions")
+    assert status == 200
     assert "v1.1" in versions["versions"]
 
 
-def test_open_registration_is_refused(homeserver_url):
-    request = urllib.request.Request(f"{homeserver_url}/_matrix/client/v3/register", method="POST",
-                                     data=json.dumps({"username": "intruder", "password": "x" * 16}).encode())
-    try:
-        urllib.request.urlopen(request, timeout=10)
-        raise AssertionError("open registration answered 200")
-    except urllib.error.HTTPError as err:
-        assert err.code == 403
-        assert json.load(err)["errcode"] == "M_FORBIDDEN"
+def test_open_registration_is_refused(http, homeserver_url):
+    status, _, body = http(f"{homeserver_url}/_matrix/client/v3/register",
+                           {"username": "intruder", "password": "x" * 16})
+    assert status == 403
+    assert body["errcode"] == "M_FORBIDDEN"
 
 
-def test_register_login_and_message_round_trip(homeserver_url, homeserver_config):
+def test_register_login_and_message_round_trip(http, homeserver_url, homeserver_config, tls_context):
+    server_name = homeserver_config["server_name"]
     localpart = f"e2e-{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(16)
-    registered = register_with_shared_secret(homeserver_url, homeserver_config["registration_shared_secret"],
+    registered = register_with_shared_secret(http, homeserver_url, homeserver_config["registration_shared_secret"],
                                              localpart, password)
-    assert registered["user_id"] == f"@{localpart}:switchboard.test"
+    assert registered["user_id"] == f"@{localpart}:{server_name}"
 
     async def round_trip():
-        client = AsyncClient(homeserver_url, f"@{localpart}:switchboard.test")
+        client = AsyncClient(homeserver_url, f"@{localpart}:{server_name}", ssl=tls_context)
         try:
             login = await client.login(password)
             assert isinstance(login, LoginResponse), login

@@ -1,0 +1,88 @@
+"""The production path: Synapse on PostgreSQL behind Caddy, checked from outside."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+
+import pytest
+
+CLIENT = "https://matrix.switchboard.test:28443"
+BASE_DOMAIN = "https://switchboard.test:28443"
+FEDERATION = "https://matrix.switchboard.test:28448"
+
+
+def inspect(host, name):
+    return json.loads(host.check_output(f"docker inspect {name}"))[0]
+
+
+def test_client_wellknown_with_cors(http):
+    status, headers, body = http(f"{BASE_DOMAIN}/.well-known/matrix/client")
+    assert status == 200
+    assert body["m.homeserver"]["base_url"] == "https://matrix.switchboard.test"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_server_wellknown_points_at_federation(http):
+    status, _, body = http(f"{BASE_DOMAIN}/.well-known/matrix/server")
+    assert status == 200
+    assert body == {"m.server": "matrix.switchboard.test:8448"}
+
+
+def test_federation_keys_on_the_federation_port(http):
+    status, _, body = http(f"{FEDERATION}/_matrix/key/v2/server")
+    assert status == 200
+    assert body["server_name"] == "switchboard.test"
+    assert body["verify_keys"]
+
+
+@pytest.mark.parametrize("base", [CLIENT, FEDERATION])
+def test_admin_api_is_refused_from_outside(http, base):
+    status, _, _ = http(f"{base}/_synapse/admin/v1/server_version")
+    assert status in (403, 404)
+
+
+def test_synapse_and_postgres_are_not_published(host):
+    for name in ("synapse", "postgres"):
+        assert not inspect(host, name)["HostConfig"]["PortBindings"], name
+
+
+@pytest.mark.parametrize("name", ["synapse", "postgres", "caddy"])
+def test_containers_are_hardened(host, name):
+    container = inspect(host, name)
+    assert container["HostConfig"]["Privileged"] is False
+    assert "no-new-privileges:true" in container["HostConfig"]["SecurityOpt"]
+    assert container["Config"]["User"] not in ("", "0", "root", "0:0")
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_users_live_in_postgresql(host, http, homeserver_config):
+    """Register through the proxy, then find the user in PostgreSQL itself."""
+    assert homeserver_config["database"]["name"] == "psycopg2"
+    assert not host.file("/matrix/synapse/data/homeserver.db").exists
+    localpart = f"pg-{secrets.token_hex(4)}"
+    endpoint = f"{CLIENT}/_synapse/admin/v1/register"
+    _, _, nonce = http(endpoint)
+    password = secrets.token_urlsafe(12)
+    mac = hmac.new(homeserver_config["registration_shared_secret"].encode(),
+                   b"\x00".join([nonce["nonce"].encode(), localpart.encode(), password.encode(), b"notadmin"]),
+                   hashlib.sha1).hexdigest()
+    status, _, _ = http(endpoint, {"nonce": nonce["nonce"], "username": localpart, "password": password,
+                                   "admin": False, "mac": mac})
+    assert status == 200
+    found = host.check_output(
+        f"docker exec postgres psql -U postgres -d synapse -tAc \"SELECT name FROM users WHERE name = '@{localpart}:switchboard.test'\"")
+    assert found.strip() == f"@{localpart}:switchboard.test"
+
+
+def test_synapse_database_has_c_collation(host):
+    row = host.check_output("docker exec postgres psql -U postgres -tAc "
+                            "\"SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = 'synapse'\"")
+    assert row.strip() == "UTF8|C|C"
+
+
+def test_secrets_are_private(host):
+    for path in ("/matrix/synapse/data/homeserver.yaml", "/matrix/secrets/postgres-synapse"):
+        assert host.file(path).mode == 0o600, path

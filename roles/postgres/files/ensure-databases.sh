@@ -2,7 +2,8 @@
 # postgres user): makes sure every consumer has its login role and database.
 # POSIX sh; needs only psql, which both the upstream and the self-built image have.
 #
-# stdin: one line per consumer, "<database> <owner> <password>" (tab-separated).
+# stdin: one line per consumer, "<database> <owner> <password>" (space-separated;
+#        the password is the rest of the line).
 # env:   SB_SUPERUSER  the superuser (trusted over the Unix socket inside the container)
 #        SB_HOST       the container's name: passwords are checked by logging in over the
 #                      network, exactly as a consumer does
@@ -11,8 +12,8 @@
 # Passwords never reach argv, stdout, stderr or the server log.
 set -eu
 
-tab="$(printf '\t')"
 status=0
+line=0
 
 change() { printf 'CHANGE: %s\n' "$*"; }
 fail() { printf 'ERROR: %s\n' "$*" >&2; status=1; }
@@ -29,15 +30,18 @@ run_sql() {
     | psql -X -q -v ON_ERROR_STOP=1 -U "$SB_SUPERUSER" -d postgres >/dev/null 2>&1
 }
 
-while IFS="$tab" read -r db owner password; do
+while read -r db owner password; do
+  line=$((line + 1))
   [ -n "$db" ] || continue
   # The role validated these names already; they are interpolated into SQL below.
+  # An invalid line is not echoed: it may hold a password.
   for name in "$db" "$owner"; do
     case "$name" in
-      [a-z_]*) case "$name" in *[!a-z0-9_]*) fail "invalid name $name"; continue 2 ;; esac ;;
-      *) fail "invalid name $name"; continue 2 ;;
+      [a-z_]*) case "$name" in *[!a-z0-9_]*) fail "input line $line: invalid database or owner name"; continue 2 ;; esac ;;
+      *) fail "input line $line: invalid database or owner name"; continue 2 ;;
     esac
   done
+  [ -n "$password" ] || { fail "input line $line: no password"; continue; }
   # Single quotes doubled: a valid SQL string literal (standard_conforming_strings is on).
   password_sql="$(printf '%s' "$password" | sed "s/'/''/g")"
 

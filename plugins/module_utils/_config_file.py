@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private to the switchboard.matrix collection: may change without notice.
+"""Write a whole YAML configuration file from data, with secrets kept out of Ansible's output."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    Document,
+    YamlFileError,
+    deep_merge,
+    load_plain,
+    make_diff,
+    atomic_write,
+    same_data,
+)
+
+
+def run_config_file(module):
+    params = module.params
+    path = params["path"]
+    wanted = deep_merge(params["content"], params["secret_content"])
+    current = None
+    if os.path.exists(path):
+        try:
+            current = load_plain(path)
+        except YamlFileError as exc:
+            if not params["force"]:
+                module.fail_json(msg="%s; refusing to overwrite it (force: true replaces it)" % exc)
+    changed = current is None or not same_data(current, wanted)
+    result = {"changed": changed, "path": path}
+    if changed:
+        text = params["header"] + Document.new(path).dump(wanted)
+        if module._diff:
+            before = "" if current is None else Document.new(path).dump(current)
+            result["diff"] = make_diff(path, before, text)
+        if not module.check_mode:
+            directory = os.path.dirname(path)
+            if not os.path.isdir(directory):
+                module.fail_json(msg="%s: the directory %s does not exist" % (path, directory))
+            atomic_write(path, text)
+    if not module.check_mode or os.path.exists(path):
+        file_args = module.load_file_common_arguments(params, path=path)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    module.exit_json(**result)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import ssl
 import urllib.error
@@ -46,6 +47,34 @@ def homeserver_url():
 @pytest.fixture(scope="module")
 def homeserver_config(host):
     return yaml.safe_load(host.file("/matrix/synapse/data/homeserver.yaml").content_string)
+
+
+REGISTER_IN_VPS = """
+import hashlib, hmac, json, sys, urllib.request
+secret, localpart, password = sys.stdin.read().split("\\n")[:3]
+endpoint = "http://127.0.0.1:8008/_synapse/admin/v1/register"
+nonce = json.load(urllib.request.urlopen(endpoint, timeout=10))["nonce"]
+mac = hmac.new(secret.encode(), b"\\0".join([nonce.encode(), localpart.encode(), password.encode(), b"notadmin"]),
+               hashlib.sha1).hexdigest()
+body = json.dumps({"nonce": nonce, "username": localpart, "password": password, "admin": False, "mac": mac})
+request = urllib.request.Request(endpoint, data=body.encode(), headers={"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(request, timeout=10))["user_id"])
+"""
+
+
+@pytest.fixture(scope="module")
+def register_user(host, homeserver_config):
+    """Shared-secret registration (Synapse's admin API docs; not our module) from inside the VPS.
+
+    The admin API is reachable only on the server's loopback, as an admin on the server would use it.
+    Returns the new user's ID.
+    """
+    def register(localpart, password):
+        stdin = "\n".join([homeserver_config["registration_shared_secret"], localpart, password, ""])
+        result = host.run(f"python3 -c {shlex.quote(REGISTER_IN_VPS)} <<'EOF'\n{stdin}EOF")
+        assert result.rc == 0, result.stderr
+        return result.stdout.strip()
+    return register
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import secrets
 
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse
-
-
-def register_with_shared_secret(http, homeserver_url, secret, localpart, password):
-    """Synapse's shared-secret registration, written from its admin API docs (not via our module)."""
-    endpoint = f"{homeserver_url}/_synapse/admin/v1/register"
-    status, _, body = http(endpoint)
-    assert status == 200, body
-    mac = hmac.new(secret.encode(), b"\x00".join([body["nonce"].encode(), localpart.encode(), password.encode(),
-                                                  b"notadmin"]), hashlib.sha1).hexdigest()
-    status, _, registered = http(endpoint, {"nonce": body["nonce"], "username": localpart, "password": password,
-                                            "admin": False, "mac": mac})
-    assert status == 200, registered
-    return registered
 
 
 def test_versions_endpoint(http, homeserver_url):
@@ -35,13 +20,11 @@ def test_open_registration_is_refused(http, homeserver_url):
     assert body["errcode"] == "M_FORBIDDEN"
 
 
-def test_register_login_and_message_round_trip(http, homeserver_url, homeserver_config, tls_context):
+def test_register_login_and_message_round_trip(register_user, homeserver_url, homeserver_config, tls_context):
     server_name = homeserver_config["server_name"]
     localpart = f"e2e-{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(16)
-    registered = register_with_shared_secret(http, homeserver_url, homeserver_config["registration_shared_secret"],
-                                             localpart, password)
-    assert registered["user_id"] == f"@{localpart}:{server_name}"
+    assert register_user(localpart, password) == f"@{localpart}:{server_name}"
 
     async def round_trip():
         client = AsyncClient(homeserver_url, f"@{localpart}:{server_name}", ssl=tls_context)

@@ -1,0 +1,98 @@
+"""Four bridges on one Synapse: each bot answers a real Matrix client, each token works."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import pytest
+import yaml
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
+
+SERVER = "switchboard.test"
+BRIDGES = {  # name: bot localpart
+    "telegram": "telegrambot",
+    "whatsapp": "whatsappbot",
+    "discord": "discordbot",
+    "wechat": "wechatbot",
+}
+
+
+def as_token(host, name):
+    return host.file(f"/matrix/secrets/bridge-{name}-as-token").content_string.strip()
+
+
+def test_synapse_lists_all_four_registrations(host):
+    config = yaml.safe_load(host.file("/matrix/synapse/data/homeserver.yaml").content_string)
+    assert sorted(config["app_service_config_files"]) == sorted(
+        f"/bridges/{name}/registration.yaml" for name in BRIDGES)
+
+
+@pytest.mark.parametrize("name", sorted(BRIDGES))
+def test_as_token_is_accepted(host, http, homeserver_url, name):
+    status, _, body = http(f"{homeserver_url}/_matrix/client/v3/account/whoami",
+                           headers={"Authorization": f"Bearer {as_token(host, name)}"})
+    assert status == 200, body
+    assert body["user_id"] == f"@{BRIDGES[name]}:{SERVER}"
+
+
+@pytest.mark.parametrize("name", ["telegram", "whatsapp", "discord"])
+def test_bridge_database_is_in_postgresql(host, name):
+    owner = host.check_output(
+        f"docker exec postgres psql -U postgres -tAc \"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{name}'\"")
+    assert owner.strip() == name
+
+
+def test_registrations_and_configs_are_private(host):
+    for name in BRIDGES:
+        registration = host.file(f"/matrix/bridges/{name}/registration.yaml")
+        config = host.file(f"/matrix/bridges/{name}/config.yaml")
+        assert registration.mode == 0o640 and registration.gid == 991, name
+        assert config.mode == 0o600 and config.uid == 1337, name
+
+
+def test_synapse_started_once_then_restarted_once(host):
+    """Created and started by the synapse role, restarted once for all four bridges, never by the no-op run."""
+    events = host.check_output(
+        "docker events --since 0 --until $(date +%s) --filter container=synapse --filter event=start --format '{{.Status}}'")
+    assert len(events.split()) == 2, events
+
+
+async def _ask_for_help(homeserver_url, user_id, password, bot):
+    client = AsyncClient(homeserver_url, user_id)
+    try:
+        login = await client.login(password)
+        assert isinstance(login, LoginResponse), login
+        room = await client.room_create(is_direct=True, invite=[bot])
+        assert isinstance(room, RoomCreateResponse), room
+        # The bot joins on invite; wait until it has (bounded, no fixed sleep).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            members = await client.joined_members(room.room_id)
+            if bot in [member.user_id for member in getattr(members, "members", [])]:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"{bot} did not join the DM")
+        await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "help"})
+        while time.monotonic() < deadline:
+            messages = await client.room_messages(room.room_id, limit=50)
+            assert isinstance(messages, RoomMessagesResponse), messages
+            replies = [event.body for event in messages.chunk
+                       if getattr(event, "sender", None) == bot and getattr(event, "body", None)
+                       and "help" in event.body.lower()]
+            if replies:
+                return replies
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"{bot} did not answer help")
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("name", sorted(BRIDGES))
+def test_bot_answers_help_in_a_dm(register_user, homeserver_url, name):
+    localpart = f"user-{name}-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    user_id = register_user(localpart, password)
+    replies = asyncio.run(_ask_for_help(homeserver_url, user_id, password, f"@{BRIDGES[name]}:{SERVER}"))
+    assert replies

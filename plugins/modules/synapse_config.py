@@ -47,7 +47,7 @@ options:
     description:
       - Like O(settings), for values that are secrets (database password, SMTP password).
         Ansible hides them in its output. Deep-merged into O(settings), so
-        C({database: {args: {password: ...}}}) completes a C(database) mapping given there.
+        a C(database.args.password) given here completes a C(database) mapping given there.
     type: dict
     default: {}
   remove:
@@ -66,8 +66,8 @@ options:
     type: dict
     default: {}
 notes:
-  - Values in O(settings) appear in the task's invocation details; use C(no_log) on the task
-    when they hold secrets.
+  - Values in O(settings) appear in the task's invocation details; put secrets in
+    O(secret_settings) instead.
   - Synapse reads its configuration only when it starts; restart it after a change.
 seealso:
   - module: switchboard.matrix.synapse_appservices

@@ -8,13 +8,13 @@ from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResp
 
 
 def test_versions_endpoint(http, homeserver_url):
-    status, _, versions = http(f"{homeserver_url}/_matrix/client/versions")
+    status, _headers, versions = http(f"{homeserver_url}/_matrix/client/versions")
     assert status == 200
     assert "v1.1" in versions["versions"]
 
 
 def test_open_registration_is_refused(http, homeserver_url):
-    status, _, body = http(f"{homeserver_url}/_matrix/client/v3/register",
+    status, _headers, body = http(f"{homeserver_url}/_matrix/client/v3/register",
                            {"username": "intruder", "password": "x" * 16})
     assert status == 403
     assert body["errcode"] == "M_FORBIDDEN"

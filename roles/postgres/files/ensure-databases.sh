@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Run by the postgres role inside the PostgreSQL container (docker exec, as the
 # postgres user): makes sure every consumer has its login role and database.
 # POSIX sh; needs only psql, which both the upstream and the self-built image have.

@@ -457,7 +457,7 @@ def main(argv: list[str]) -> int:
     # As PID 1 the default SIGTERM action would be ignored: exit at once until
     # the event loop installs its clean shutdown.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    kind, network, _ = FLAVOURS[flavour]
+    kind, network, _unused = FLAVOURS[flavour]
     global log
     log = logging.getLogger(f"standin.{flavour}")
     try:

@@ -1,4 +1,5 @@
-#!/bin/sh -e
+#!/bin/sh
+set -e
 # The real mx-puppet-discord image's ENTRYPOINT, /opt/mx-puppet-discord/docker-run.sh,
 # as far as the stand-in supports it: CONFIG_PATH and REGISTRATION_PATH default
 # to the real image's ENV; no registration generation, no privilege drop (the

@@ -53,8 +53,10 @@ def test_registrations_and_configs_are_private(host):
 
 def test_synapse_started_once_then_restarted_once(host):
     """Created and started by the synapse role, restarted once for all four bridges, never by the no-op run."""
-    events = host.check_output(
-        "docker events --since 0 --until $(date +%s) --filter container=synapse --filter event=start --format '{{.Status}}'")
+    # By ID: a name filter would also match the one-shot synapse-generate container.
+    container_id = host.check_output("docker inspect --format '{{.Id}}' synapse")
+    events = host.check_output(f"docker events --since 0 --until $(date +%s) --filter container={container_id} "
+                               "--filter event=start --format '{{.Status}}'")
     assert len(events.split()) == 2, events
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._appservice import check_registration
 from ansible_collections.switchboard.matrix.plugins.modules import appservice_registration
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import run_module
 
 NAMESPACES = {
     "users": [{"regex": "@telegram_.*:example\\.org", "exclusive": True}],
@@ -23,14 +23,9 @@ NAMESPACES = {
 
 
 def run(args, check_mode=False, diff=False):
-    with set_module_args(args, check_mode=check_mode, diff=diff):
-        try:
-            appservice_registration.main()
-        except AnsibleExitJson as exc:
-            return exc.args[0], False
-        except AnsibleFailJson as exc:
-            return exc.args[0], True
-    raise AssertionError("module neither exited nor failed")
+    """Run the module; return (result, failed)."""
+    result = run_module(appservice_registration.main, args, check_mode, diff)
+    return result, bool(result.get("failed"))
 
 
 @pytest.fixture

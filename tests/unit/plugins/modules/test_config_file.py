@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
 import yaml
 
 from ansible_collections.switchboard.matrix.plugins.modules import config_file
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import run_module
 
 CONTENT = {"homeserver": {"address": "http://synapse:8008", "domain": "example.org"},
            "appservice": {"port": 29318, "id": "whatsapp"}}
@@ -19,10 +18,7 @@ SECRETS = {"appservice": {"as_token": "as-secret-token-1", "hs_token": "hs-secre
 
 
 def run(args, check_mode=False, diff=False):
-    with set_module_args(args, check_mode=check_mode, diff=diff):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
-            config_file.main()
-    return info.value.args[0]
+    return run_module(config_file.main, args, check_mode, diff)
 
 
 def test_writes_merged_data_then_is_idempotent(tmp_path):

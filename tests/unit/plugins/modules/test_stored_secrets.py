@@ -10,14 +10,11 @@ import stat
 import pytest
 
 from ansible_collections.switchboard.matrix.plugins.modules import stored_secrets
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import run_module
 
 
 def run(args, check_mode=False):
-    with set_module_args(args, check_mode=check_mode):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
-            stored_secrets.main()
-    return info.value.args[0]
+    return run_module(stored_secrets.main, args, check_mode)
 
 
 def test_generates_once_and_keeps(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.switchboard.matrix.plugins.modules import synapse_config
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import run_module
 
 HOMESERVER = """\
 # Configuration file for Synapse.
@@ -31,14 +31,9 @@ report_stats: false
 
 
 def run(args, check_mode=False, diff=False):
-    with set_module_args(args, check_mode=check_mode, diff=diff):
-        try:
-            synapse_config.main()
-        except AnsibleExitJson as exc:
-            return exc.args[0], False
-        except AnsibleFailJson as exc:
-            return exc.args[0], True
-    raise AssertionError("module neither exited nor failed")
+    """Run the module; return (result, failed)."""
+    result = run_module(synapse_config.main, args, check_mode, diff)
+    return result, bool(result.get("failed"))
 
 
 @pytest.fixture

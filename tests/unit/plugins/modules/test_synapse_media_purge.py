@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.switchboard.matrix.plugins.modules import synapse_media_purge
 from .fake_synapse import ADMIN_TOKEN, FakeSynapse, serve
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import run_module
 
 DAY = 86400 * 1000
 
@@ -36,10 +36,7 @@ def fake():
 def run(fake, check_mode=False, diff=False, **args):
     params = dict(homeserver_url=fake.url, access_token=ADMIN_TOKEN)
     params.update(args)
-    with set_module_args(params, check_mode=check_mode, diff=diff):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as result:
-            synapse_media_purge.main()
-    return result.value.args[0]
+    return run_module(synapse_media_purge.main, params, check_mode, diff)
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.switchboard.matrix.plugins.modules import synapse_user
 from .fake_synapse import FakeSynapse, serve
-from .utils import AnsibleExitJson, AnsibleFailJson, set_module_args
+from .utils import AnsibleFailJson, run_module, set_module_args
 
 
 @pytest.fixture
@@ -21,10 +21,7 @@ def fake():
 def run(fake, check_mode=False, diff=False, **args):
     params = dict(homeserver_url=fake.url, localpart="alice", password="pw", registration_shared_secret="s3cret")
     params.update(args)
-    with set_module_args(params, check_mode=check_mode, diff=diff):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as result:
-            synapse_user.main()
-    return result.value.args[0]
+    return run_module(synapse_user.main, params, check_mode, diff)
 
 
 def test_registers_then_is_idempotent(fake):

@@ -41,3 +41,13 @@ def set_module_args(args, check_mode=False, diff=False):
             mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json):
         yield
+
+
+def run_module(main, args, check_mode=False, diff=False):
+    """Run a module's main() with `args`; return its result dict (`failed` is set when it failed)."""
+    with set_module_args(args, check_mode=check_mode, diff=diff):
+        try:
+            main()
+        except (AnsibleExitJson, AnsibleFailJson) as exc:
+            return exc.args[0]
+    raise AssertionError("the module neither exited nor failed")

@@ -15,7 +15,7 @@ def test_versions_endpoint(http, homeserver_url):
 
 def test_open_registration_is_refused(http, homeserver_url):
     status, _headers, body = http(f"{homeserver_url}/_matrix/client/v3/register",
-                           {"username": "intruder", "password": "x" * 16})
+                                  {"username": "intruder", "password": "x" * 16})
     assert status == 403
     assert body["errcode"] == "M_FORBIDDEN"
 

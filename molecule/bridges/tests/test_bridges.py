@@ -31,7 +31,7 @@ def test_synapse_lists_all_four_registrations(host):
 @pytest.mark.parametrize("name", sorted(BRIDGES))
 def test_as_token_is_accepted(host, http, homeserver_url, name):
     status, _headers, body = http(f"{homeserver_url}/_matrix/client/v3/account/whoami",
-                           headers={"Authorization": f"Bearer {as_token(host, name)}"})
+                                  headers={"Authorization": f"Bearer {as_token(host, name)}"})
     assert status == 200, body
     assert body["user_id"] == f"@{BRIDGES[name]}:{SERVER}"
 

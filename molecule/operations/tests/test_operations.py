@@ -1,0 +1,273 @@
+"""Day-2 operations: the playbooks of playbooks/ run with ansible-playbook, as a user runs them.
+
+The tests depend on each other's effects and run in file order: users, media purge,
+the bot, backup and restore onto an emptied server, upgrade.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
+
+SERVER = "switchboard.test"
+BOT = f"@chatbot:{SERVER}"
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ALICE_PASSWORD = "alice-" + secrets.token_hex(8)
+STATE = {}  # what earlier tests leave for later ones
+
+
+def playbook(name, *args):
+    """Run playbooks/<name> against the scenario's VPS; return (rc, output, recap counts)."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    inventory = os.path.dirname(os.environ.get("MOLECULE_INVENTORY_FILE", os.path.join(ephemeral, "inventory", "x")))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.environ.get("ANSIBLE_CONFIG", os.path.join(ephemeral, "ansible.cfg")),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", NO_COLOR="1")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+               os.path.join(PROJECT, "playbooks", name), *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    output = result.stdout + result.stderr
+    recap = re.search(r"switchboard-vps-operations\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                      output)
+    counts = dict(zip(["ok", "changed", "unreachable", "failed"], map(int, recap.groups()))) if recap else {}
+    return result.returncode, output, counts
+
+
+def run_ok(name, *args):
+    rc, output, counts = playbook(name, *args)
+    assert rc == 0 and counts.get("failed") == 0, f"{name} {' '.join(args)} failed:\n{output[-6000:]}"
+    return output, counts
+
+
+def api(homeserver_url, method, path, token=None, body=None, raw=None, content_type="application/json", query=None):
+    url = homeserver_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def login(homeserver_url, user, password):
+    status, body = api(homeserver_url, "POST", "/_matrix/client/v3/login", body={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password})
+    assert status == 200, body
+    return body["access_token"]
+
+
+def upload(homeserver_url, token, size):
+    status, body = api(homeserver_url, "POST", "/_matrix/media/v3/upload", token=token,
+                       raw=secrets.token_bytes(size), content_type="application/octet-stream",
+                       query={"filename": f"test-{size}.bin"})
+    assert status == 200, body
+    return body["content_uri"].rsplit("/", 1)[1]
+
+
+def media_of(homeserver_url, admin_token, user_id):
+    status, body = api(homeserver_url, "GET", f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/media",
+                       token=admin_token, query={"limit": 1000})
+    assert status == 200, body
+    return {media["media_id"] for media in body["media"]}
+
+
+def test_register_user_twice(homeserver_url):
+    # An old upload first: the purge-by-age test below needs media of a known age.
+    output, counts = run_ok("register_user.yml", "-e", "user=alice", "-e", f"password={ALICE_PASSWORD}",
+                            "-e", "admin=true")
+    assert counts["changed"] >= 1 and "@alice:switchboard.test is registered" in output
+    STATE["alice_token"] = login(homeserver_url, "alice", ALICE_PASSWORD)
+    STATE["old_media"] = upload(homeserver_url, STATE["alice_token"], 2000)
+    STATE["old_media_at"] = time.monotonic()
+
+    output, counts = run_ok("register_user.yml", "-e", "user=alice", "-e", f"password={ALICE_PASSWORD}",
+                            "-e", "admin=true")
+    assert counts["changed"] == 0 and "already exists" in output
+    assert ALICE_PASSWORD not in output
+
+
+def test_register_user_in_check_mode_registers_nobody(homeserver_url):
+    output, counts = run_ok("register_user.yml", "--check", "-e", "user=carol", "-e", "password=carol-password")
+    assert counts["changed"] >= 1 and "check mode" in output
+    status, body = api(homeserver_url, "GET", f"/_matrix/client/v3/profile/@carol:{SERVER}")
+    assert status == 404, body
+
+
+def test_register_user_refuses_a_bad_localpart():
+    rc, output, _counts = playbook("register_user.yml", "-e", "user=Not Valid", "-e", "password=x")
+    assert rc != 0 and "account_localpart must be a Matrix localpart" in output
+
+
+def test_purge_media_check_mode_deletes_nothing(homeserver_url):
+    token = STATE["alice_token"]
+    STATE["big_media"] = upload(homeserver_url, token, 300_000)
+    STATE["small_media"] = upload(homeserver_url, token, 1000)
+    before = media_of(homeserver_url, token, f"@alice:{SERVER}")
+    output, _counts = run_ok("purge_media.yml", "--check", "-e", "media_purge_larger_than=100K")
+    assert "Would delete 1 local media (300000 bytes)" in output
+    assert media_of(homeserver_url, token, f"@alice:{SERVER}") == before
+
+
+def test_purge_media_by_size(homeserver_url):
+    token = STATE["alice_token"]
+    output, counts = run_ok("purge_media.yml", "-e", "media_purge_larger_than=100K")
+    assert "Deleted 1 local media (300000 bytes)" in output and counts["changed"] >= 1
+    remaining = media_of(homeserver_url, token, f"@alice:{SERVER}")
+    assert STATE["big_media"] not in remaining
+    assert {STATE["old_media"], STATE["small_media"]} <= remaining
+    # Nothing larger is left: the same purge again deletes nothing.
+    output, counts = run_ok("purge_media.yml", "-e", "media_purge_larger_than=100K", "-e", "media_purge_remote=false")
+    assert "Deleted 0 local media" in output and counts["changed"] == 0
+
+
+def test_purge_media_by_age(homeserver_url):
+    token = STATE["alice_token"]
+    fresh = upload(homeserver_url, token, 1000)
+    # Between the old upload's age and the fresh one's: only the old one (and none newer) goes.
+    age = int(time.monotonic() - STATE["old_media_at"])
+    assert age >= 20, "the earlier tests ran too fast for an age-based purge"
+    output, _counts = run_ok("purge_media.yml", "-e", f"media_purge_older_than={age - 10}s")
+    remaining = media_of(homeserver_url, token, f"@alice:{SERVER}")
+    assert STATE["old_media"] not in remaining
+    assert {STATE["small_media"], fresh} <= remaining
+    assert "Deleted 1 local media (2000 bytes)" in output
+
+
+def test_purge_media_schedule_runs_the_same_purge(host, homeserver_url):
+    token = STATE["alice_token"]
+    big = upload(homeserver_url, token, 200_000)
+    run_ok("purge_media.yml", "--check", "-e", "media_purge_larger_than=150K", "-e", "media_purge_schedule=present")
+    assert not host.file("/etc/cron.d/switchboard-purge-media").exists
+    run_ok("purge_media.yml", "-e", "media_purge_larger_than=150K", "-e", "media_purge_schedule=present",
+           "-e", "media_purge_older_than=365d")  # this run deletes nothing: the big file is new
+    assert big in media_of(homeserver_url, token, f"@alice:{SERVER}")
+    job = [line for line in host.file("/etc/cron.d/switchboard-purge-media").content_string.splitlines()
+           if "switchboard-purge-media" in line and not line.startswith("#")]
+    assert len(job) == 1, job
+    assert host.file("/matrix/secrets/synapse-maintenance-token").mode == 0o600
+    assert host.run("pgrep -x cron").rc == 0
+    # The scheduled command, run now instead of at 04:30, with only the size limit.
+    command = job[0].split(None, 6)[6].replace(">/dev/null", "").replace("--older-than 365d", "")
+    result = host.run(command)
+    assert result.rc == 0, result.stderr
+    assert json.loads(result.stdout)["local_deleted"] == 1
+    assert big not in media_of(homeserver_url, token, f"@alice:{SERVER}")
+    run_ok("purge_media.yml", "-e", "media_purge_schedule=absent")
+    assert "switchboard-purge-media" not in host.file("/etc/cron.d/switchboard-purge-media").content_string \
+        if host.file("/etc/cron.d/switchboard-purge-media").exists else True
+
+
+async def _ping_bot(homeserver_url, user, password):
+    client = AsyncClient(homeserver_url, f"@{user}:{SERVER}")
+    try:
+        assert isinstance(await client.login(password), LoginResponse)
+        room = await client.room_create(is_direct=True, invite=[BOT])
+        assert isinstance(room, RoomCreateResponse), room
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            members = await client.joined_members(room.room_id)
+            if BOT in [member.user_id for member in getattr(members, "members", [])]:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"{BOT} did not join the DM")
+        await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "!ping"})
+        while time.monotonic() < deadline:
+            messages = await client.room_messages(room.room_id, start="", limit=20)
+            assert isinstance(messages, RoomMessagesResponse), messages
+            answers = [event.body for event in messages.chunk
+                       if getattr(event, "sender", None) == BOT and hasattr(event, "body")]
+            if any("pong" in answer.lower() for answer in answers):
+                return answers
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"{BOT} did not answer !ping")
+    finally:
+        await client.close()
+
+
+def test_bot_answers_a_dm(homeserver_url, register_user):
+    register_user("bob", "bob-password")
+    answers = asyncio.run(_ping_bot(homeserver_url, "bob", "bob-password"))
+    assert answers
+
+
+def test_bot_token_is_kept_in_a_private_file(host):
+    token_file = host.file("/matrix/bot/secrets/access_token")
+    assert token_file.exists and token_file.mode == 0o600
+    token = token_file.content_string.strip()
+    inspect = host.check_output("docker inspect matrix-bot")
+    assert token and token not in inspect
+
+
+def _read_messages(homeserver_url, token, room_id):
+    status, body = api(homeserver_url, "GET", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/messages",
+                       token=token, query={"dir": "b", "limit": 50})
+    assert status == 200, body
+    return [event["content"].get("body") for event in body["chunk"] if event["type"] == "m.room.message"]
+
+
+def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url):
+    token = STATE["alice_token"]
+    status, room = api(homeserver_url, "POST", "/_matrix/client/v3/createRoom", token=token, body={"name": "history"})
+    assert status == 200, room
+    text = "written before the backup " + secrets.token_hex(4)
+    status, body = api(homeserver_url, "PUT", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room['room_id'])}"
+                       f"/send/m.room.message/{secrets.token_hex(4)}", token=token, body={"msgtype": "m.text", "body": text})
+    assert status == 200, body
+    signing_key = host.file("/matrix/synapse/data/switchboard.test.signing.key").content_string
+
+    output, _counts = run_ok("backup.yml")
+    archive = re.search(r"Wrote (/matrix/backups/switchboard-\S+\.tar\.gz)", output).group(1)
+    assert host.file(archive).mode == 0o600
+    listing = host.check_output(f"tar -tzf {shlex.quote(archive)}")
+    for member in ["MANIFEST.json", "dumps/postgres/synapse.dump", "dumps/postgres/whatsapp.dump",
+                   "matrix/synapse/data/homeserver.yaml", "matrix/synapse/data/switchboard.test.signing.key",
+                   "matrix/bridges/whatsapp/registration.yaml", "matrix/secrets/postgres-synapse"]:
+        assert member in listing.split(), member
+    assert "matrix/postgres/data" not in listing
+
+    # A fresh server: no containers, no /matrix but the archive.
+    host.run_expect([0], "docker rm -f $(docker ps -aq)")
+    host.run_expect([0], "find /matrix -mindepth 1 -maxdepth 1 ! -name backups -exec rm -rf {} +")
+
+    run_ok("restore.yml", "-e", f"backup_archive={archive}")
+    assert host.file("/matrix/synapse/data/switchboard.test.signing.key").content_string == signing_key
+    token = login(homeserver_url, "alice", ALICE_PASSWORD)
+    STATE["alice_token"] = token
+    assert text in _read_messages(homeserver_url, token, room["room_id"])
+    STATE["room"], STATE["text"] = room["room_id"], text
+    # The bot came back with its kept token, and answers.
+    assert asyncio.run(_ping_bot(homeserver_url, "bob", "bob-password"))
+
+
+def test_restore_refuses_another_servers_backup(host):
+    archive = host.check_output("ls -t /matrix/backups/*.tar.gz | head -1")
+    rc, output, _counts = playbook("restore.yml", "-e", f"backup_archive={archive}",
+                                   "-e", "synapse_server_name=other.test")
+    assert rc != 0 and "is a backup of switchboard.test" in output
+    assert host.docker("synapse").is_running
+
+
+def test_upgrade_keeps_the_data(homeserver_url):
+    status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
+    assert status == 200 and body["server"]["version"].startswith("1.162.0"), body
+    output, _counts = run_ok("upgrade.yml", "-e", "synapse_version=1.163.2")
+    assert "Wrote /matrix/backups/" in output
+    status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
+    assert status == 200 and body["server"]["version"].startswith("1.163.2"), body
+    token = login(homeserver_url, "alice", ALICE_PASSWORD)
+    assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])

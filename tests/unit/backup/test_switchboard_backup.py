@@ -1,0 +1,99 @@
+"""The backup role's script: create an archive of a live tree, wipe the tree, restore it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import tarfile
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "backup", "files", "switchboard_backup.py")
+spec = importlib.util.spec_from_file_location("switchboard_backup", SCRIPT)
+backup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(backup)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    matrix = tmp_path / "matrix"
+    (matrix / "synapse" / "data" / "media_store").mkdir(parents=True)
+    (matrix / "synapse" / "data" / "homeserver.yaml").write_text("server_name: example.test\n")
+    (matrix / "synapse" / "data" / "example.test.signing.key").write_text("ed25519 a_key secret\n")
+    os.chmod(matrix / "synapse" / "data" / "example.test.signing.key", 0o600)
+    (matrix / "synapse" / "data" / "media_store" / "blob").write_bytes(os.urandom(5000))
+    (matrix / "postgres" / "data").mkdir(parents=True)
+    (matrix / "postgres" / "data" / "PG_VERSION").write_text("15\n")
+    (matrix / "synapse" / "build").mkdir()
+    (matrix / "synapse" / "build" / "Dockerfile").write_text("FROM x\n")
+    # A live SQLite database in WAL mode, still open while the backup runs.
+    db = sqlite3.connect(matrix / "synapse" / "data" / "homeserver.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE events (body TEXT)")
+    db.execute("INSERT INTO events VALUES ('before the backup')")
+    db.commit()
+    yield tmp_path, matrix, db
+    db.close()
+
+
+def args(tmp_path, matrix, **extra):
+    return dict(root=str(tmp_path), matrix_path=str(matrix), dest=str(tmp_path / "backups"), name="b1",
+                exclude=[str(matrix / "postgres" / "data"), str(matrix / "synapse" / "build")],
+                server_name="example.test", postgres_databases=[], **extra)
+
+
+def test_archive_holds_the_files_and_a_consistent_sqlite_copy(tree):
+    tmp_path, matrix, _db = tree
+    result = backup.create(args(tmp_path, matrix))
+    assert result["sqlite"] == ["matrix/synapse/data/homeserver.db"]
+    assert oct(os.stat(result["archive"]).st_mode & 0o777) == "0o600"
+    with tarfile.open(result["archive"]) as tar:
+        names = set(tar.getnames())
+    assert "matrix/synapse/data/example.test.signing.key" in names
+    assert "matrix/synapse/data/media_store/blob" in names
+    assert "dumps/sqlite/matrix/synapse/data/homeserver.db" in names
+    # Left out: PostgreSQL's live data, build contexts, the live SQLite files.
+    assert not any(n.startswith(("matrix/postgres/data", "matrix/synapse/build")) for n in names)
+    assert "matrix/synapse/data/homeserver.db" not in names
+    assert not any(n.startswith("backups") or ".staging-" in n for n in names)
+    assert os.listdir(tmp_path / "backups") == ["b1.tar.gz"]
+
+
+def test_restore_brings_back_files_modes_and_database(tree):
+    tmp_path, matrix, db = tree
+    archive = backup.create(args(tmp_path, matrix))["archive"]
+    db.execute("INSERT INTO events VALUES ('after the backup')")
+    db.commit()
+    db.close()
+    key = (matrix / "synapse" / "data" / "example.test.signing.key").read_text()
+    for path in ["synapse/data/example.test.signing.key", "synapse/data/media_store/blob"]:
+        os.unlink(matrix / path)
+    result = backup.files(dict(root=str(tmp_path), archive=archive, server_name="example.test",
+                               staging_parent=str(tmp_path / "backups")))
+    assert result["sqlite"] == ["matrix/synapse/data/homeserver.db"]
+    assert (matrix / "synapse" / "data" / "example.test.signing.key").read_text() == key
+    assert oct(os.stat(matrix / "synapse" / "data" / "example.test.signing.key").st_mode & 0o777) == "0o600"
+    assert (matrix / "synapse" / "data" / "media_store" / "blob").stat().st_size == 5000
+    assert not os.path.exists(str(matrix / "synapse" / "data" / "homeserver.db") + "-wal")
+    rows = sqlite3.connect(matrix / "synapse" / "data" / "homeserver.db").execute("SELECT body FROM events").fetchall()
+    assert rows == [("before the backup",)]
+    assert os.listdir(tmp_path / "backups") == ["b1.tar.gz"]  # no staging left behind
+
+
+def test_restore_refuses_another_servers_archive(tree):
+    tmp_path, matrix, _db = tree
+    archive = backup.create(args(tmp_path, matrix))["archive"]
+    before = (matrix / "synapse" / "data" / "homeserver.yaml").read_text()
+    with pytest.raises(backup.Failure, match="is a backup of example.test, but this host is configured for other.test"):
+        backup.files(dict(root=str(tmp_path), archive=archive, server_name="other.test",
+                          staging_parent=str(tmp_path / "backups")))
+    assert (matrix / "synapse" / "data" / "homeserver.yaml").read_text() == before
+
+
+def test_a_foreign_archive_is_refused(tmp_path, capsys):
+    foreign = tmp_path / "foreign.tar.gz"
+    with tarfile.open(foreign, "w:gz") as tar:
+        tar.add(__file__, arcname="etc/passwd")
+    assert backup.main(["switchboard_backup.py", "inspect", json.dumps({"archive": str(foreign)})]) == 1
+    assert "is not a Switchboard backup" in json.loads(capsys.readouterr().out)["msg"]

@@ -17,11 +17,10 @@ import time
 import urllib.parse
 import urllib.request
 
-import pytest
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
 
 SERVER = "switchboard.test"
-BOT = f"@chatbot:{SERVER}"
+BOT = f"@switchboard-bot:{SERVER}"
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 ALICE_PASSWORD = "alice-" + secrets.token_hex(8)
 STATE = {}  # what earlier tests leave for later ones
@@ -32,7 +31,10 @@ def playbook(name, *args):
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
     inventory = os.path.dirname(os.environ.get("MOLECULE_INVENTORY_FILE", os.path.join(ephemeral, "inventory", "x")))
     env = dict(os.environ, ANSIBLE_CONFIG=os.environ.get("ANSIBLE_CONFIG", os.path.join(ephemeral, "ansible.cfg")),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", NO_COLOR="1")
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, "collections"), ANSIBLE_ROLES_PATH=os.path.join(PROJECT, "roles"),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", NO_COLOR="1",
+               # One line per message, so the tests can search the output.
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
                os.path.join(PROJECT, "playbooks", name), *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
@@ -85,14 +87,17 @@ def media_of(homeserver_url, admin_token, user_id):
     return {media["media_id"] for media in body["media"]}
 
 
+def test_converged_on_the_older_synapse(homeserver_url):
+    status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
+    assert status == 200 and body["server"]["version"] == "1.162.0", body
+
+
 def test_register_user_twice(homeserver_url):
-    # An old upload first: the purge-by-age test below needs media of a known age.
     output, counts = run_ok("register_user.yml", "-e", "user=alice", "-e", f"password={ALICE_PASSWORD}",
                             "-e", "admin=true")
     assert counts["changed"] >= 1 and "@alice:switchboard.test is registered" in output
     STATE["alice_token"] = login(homeserver_url, "alice", ALICE_PASSWORD)
     STATE["old_media"] = upload(homeserver_url, STATE["alice_token"], 2000)
-    STATE["old_media_at"] = time.monotonic()
 
     output, counts = run_ok("register_user.yml", "-e", "user=alice", "-e", f"password={ALICE_PASSWORD}",
                             "-e", "admin=true")
@@ -134,17 +139,19 @@ def test_purge_media_by_size(homeserver_url):
     assert "Deleted 0 local media" in output and counts["changed"] == 0
 
 
-def test_purge_media_by_age(homeserver_url):
+def test_purge_media_by_age(host, homeserver_url):
     token = STATE["alice_token"]
-    fresh = upload(homeserver_url, token, 1000)
-    # Between the old upload's age and the fresh one's: only the old one (and none newer) goes.
-    age = int(time.monotonic() - STATE["old_media_at"])
-    assert age >= 20, "the earlier tests ran too fast for an age-based purge"
-    output, _counts = run_ok("purge_media.yml", "-e", f"media_purge_older_than={age - 10}s")
+    # Ten days old, as Synapse records it (upload and last access), so the age is exact.
+    ten_days_ms = 10 * 86400 * 1000
+    host.run_expect([0], "docker exec postgres psql -U postgres -d synapse -v ON_ERROR_STOP=1 -c "
+                    + shlex.quote(f"UPDATE local_media_repository SET created_ts = created_ts - {ten_days_ms}, "
+                                  f"last_access_ts = COALESCE(last_access_ts, created_ts) - {ten_days_ms} "
+                                  f"WHERE media_id = '{STATE['old_media']}'"))
+    output, counts = run_ok("purge_media.yml", "-e", "media_purge_older_than=5d", "-e", "media_purge_remote=false")
+    assert "Deleted 1 local media (2000 bytes)" in output and counts["changed"] >= 1
     remaining = media_of(homeserver_url, token, f"@alice:{SERVER}")
     assert STATE["old_media"] not in remaining
-    assert {STATE["small_media"], fresh} <= remaining
-    assert "Deleted 1 local media (2000 bytes)" in output
+    assert STATE["small_media"] in remaining
 
 
 def test_purge_media_schedule_runs_the_same_purge(host, homeserver_url):
@@ -269,5 +276,23 @@ def test_upgrade_keeps_the_data(homeserver_url):
     assert "Wrote /matrix/backups/" in output
     status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
     assert status == 200 and body["server"]["version"].startswith("1.163.2"), body
+    token = login(homeserver_url, "alice", ALICE_PASSWORD)
+    assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])
+
+
+def test_a_failed_upgrade_stops_with_synapses_last_words_and_keeps_the_data(host, homeserver_url):
+    # An "upgrade" to a Synapse that cannot start: its storage package is gone.
+    image = host.check_output("docker inspect --format '{{.Config.Image}}' synapse")
+    dockerfile = f"FROM {image}\nUSER root\nRUN rm -rf /opt/synapse/lib/python3*/site-packages/synapse/storage\nUSER 991:991\n"
+    host.run_expect([0], f"printf %s {shlex.quote(dockerfile)} | docker build -q -t local/broken-synapse:1 -")
+    started = time.monotonic()
+    rc, output, _counts = playbook("upgrade.yml", "-e", "synapse_self_build=false", "-e", "synapse_image=local/broken-synapse:1",
+                                   "-e", "synapse_image_pull=false", "-e", "synapse_health_timeout=120")
+    assert rc != 0
+    assert "did not answer /health" in output and "Its last log lines" in output
+    assert "Error" in output.split("Its last log lines", 1)[1]  # the traceback is shown
+    assert time.monotonic() - started < 240, "the failed start should end the wait early"
+    # Back on the working version: the data is all there.
+    run_ok("upgrade.yml", "-e", "synapse_version=1.163.2", "-e", "upgrade_backup=false")
     token = login(homeserver_url, "alice", ALICE_PASSWORD)
     assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])

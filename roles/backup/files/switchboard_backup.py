@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: Switchboard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Consistent backups of a Switchboard host, and their restore. Run by the backup role.
@@ -78,8 +77,8 @@ def run(argv, stdout=None, stdin=None):
     result = subprocess.run(argv, stdout=stdout if stdout else subprocess.PIPE, stdin=stdin,
                             stderr=subprocess.PIPE, check=False)
     if result.returncode != 0:
-        raise Failure("%s failed (rc %d): %s" % (" ".join(argv[:4]), result.returncode,
-                                                  result.stderr.decode(errors="replace").strip()[-2000:]))
+        error = result.stderr.decode(errors="replace").strip()[-2000:]
+        raise Failure("%s failed (rc %d): %s" % (" ".join(argv[:4]), result.returncode, error))
     return result
 
 

@@ -12,6 +12,7 @@ here that is an error, as it is almost certainly a typo.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -88,6 +89,12 @@ def check_registration(data, path):
     ip_ranges = data.get("ip_range_whitelist")
     if ip_ranges and (not isinstance(ip_ranges, list) or not all(isinstance(r, str) for r in ip_ranges)):
         fail("ip_range_whitelist", "must be a list of IP ranges (strings)")
+    for index, ip_range in enumerate(ip_ranges or []):
+        # Synapse builds a netaddr IPSet from the list and refuses to start on a bad entry.
+        try:
+            ipaddress.ip_network(ip_range, strict=False)
+        except ValueError:
+            fail("ip_range_whitelist[%d]" % index, "is not an IP address or CIDR range, got %r" % ip_range)
 
 
 def _check_namespace(entries, key, fail):
@@ -272,7 +279,14 @@ def run_synapse_appservices(module):
     try:
         path_map = PathMap(params["path_map"])
         document = load_mapping(params["path"])
-        current = listed_files(document)
+        listed = listed_files(document)
+        current = listed
+        if params.get("prune_missing"):
+            current = [entry for entry in listed if os.path.lexists(path_map.to_host(entry))]
+            for entry in listed:
+                if entry not in current:
+                    module.warn("%s: unlisted %s from '%s': the file does not exist (Synapse would not start)"
+                                % (params["path"], entry, LIST_KEY))
         requested = {}  # container path -> host path
         for host_path in params["registrations"]:
             host_path = os.path.normpath(host_path)
@@ -282,7 +296,7 @@ def run_synapse_appservices(module):
     except (RegistrationError, YamlFileError) as exc:
         module.fail_json(msg=str(exc))
 
-    changed = new != current
+    changed = new != listed
     if changed:
         set_key(document.data, LIST_KEY, new)
     result = write_if_changed(module, document, changed)

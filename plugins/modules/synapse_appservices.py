@@ -61,6 +61,14 @@ options:
       - Ignored with O(state=absent).
     type: bool
     default: false
+  prune_missing:
+    description:
+      - Before anything else, unlist every listed file that does not exist on the host (found
+        through O(path_map)), with a warning naming it. Synapse refuses to start while a listed
+        file is missing, for example a bridge's registration deleted by hand; the bridge's role
+        writes and lists it again later in the same run.
+    type: bool
+    default: false
   path_map:
     description:
       - Host path prefix to the path Synapse sees for it inside its container, for example
@@ -133,6 +141,7 @@ def main():
             registrations=dict(type="list", elements="path", default=[]),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             exclusive=dict(type="bool", default=False),
+            prune_missing=dict(type="bool", default=False),
             path_map=dict(type="dict"),
         ),
         supports_check_mode=True,

@@ -1,7 +1,9 @@
 """Day-2 operations: the playbooks of playbooks/ run with ansible-playbook, as a user runs them.
 
 The tests depend on each other's effects and run in file order: users, media purge,
-the bot, backup and restore onto an emptied server, upgrade.
+the bot, backup and restore onto an emptied server, upgrade. Every test takes testinfra's
+`host` fixture: pytest groups tests by that parametrized fixture, and mixing tests with
+and without it would reorder them.
 """
 from __future__ import annotations
 
@@ -87,12 +89,12 @@ def media_of(homeserver_url, admin_token, user_id):
     return {media["media_id"] for media in body["media"]}
 
 
-def test_converged_on_the_older_synapse(homeserver_url):
+def test_converged_on_the_older_synapse(host, homeserver_url):
     status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
     assert status == 200 and body["server"]["version"] == "1.162.0", body
 
 
-def test_register_user_twice(homeserver_url):
+def test_register_user_twice(host, homeserver_url):
     output, counts = run_ok("register_user.yml", "-e", "user=alice", "-e", f"password={ALICE_PASSWORD}",
                             "-e", "admin=true")
     assert counts["changed"] >= 1 and "@alice:switchboard.test is registered" in output
@@ -105,19 +107,19 @@ def test_register_user_twice(homeserver_url):
     assert ALICE_PASSWORD not in output
 
 
-def test_register_user_in_check_mode_registers_nobody(homeserver_url):
+def test_register_user_in_check_mode_registers_nobody(host, homeserver_url):
     output, counts = run_ok("register_user.yml", "--check", "-e", "user=carol", "-e", "password=carol-password")
     assert counts["changed"] >= 1 and "check mode" in output
     status, body = api(homeserver_url, "GET", f"/_matrix/client/v3/profile/@carol:{SERVER}")
     assert status == 404, body
 
 
-def test_register_user_refuses_a_bad_localpart():
+def test_register_user_refuses_a_bad_localpart(host):
     rc, output, _counts = playbook("register_user.yml", "-e", "user=Not Valid", "-e", "password=x")
     assert rc != 0 and "account_localpart must be a Matrix localpart" in output
 
 
-def test_purge_media_check_mode_deletes_nothing(homeserver_url):
+def test_purge_media_check_mode_deletes_nothing(host, homeserver_url):
     token = STATE["alice_token"]
     STATE["big_media"] = upload(homeserver_url, token, 300_000)
     STATE["small_media"] = upload(homeserver_url, token, 1000)
@@ -127,7 +129,7 @@ def test_purge_media_check_mode_deletes_nothing(homeserver_url):
     assert media_of(homeserver_url, token, f"@alice:{SERVER}") == before
 
 
-def test_purge_media_by_size(homeserver_url):
+def test_purge_media_by_size(host, homeserver_url):
     token = STATE["alice_token"]
     output, counts = run_ok("purge_media.yml", "-e", "media_purge_larger_than=100K")
     assert "Deleted 1 local media (300000 bytes)" in output and counts["changed"] >= 1
@@ -206,7 +208,7 @@ async def _ping_bot(homeserver_url, user, password):
         await client.close()
 
 
-def test_bot_answers_a_dm(homeserver_url, register_user):
+def test_bot_answers_a_dm(host, homeserver_url, register_user):
     register_user("bob", "bob-password")
     answers = asyncio.run(_ping_bot(homeserver_url, "bob", "bob-password"))
     assert answers
@@ -251,7 +253,9 @@ def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url):
     host.run_expect([0], "docker rm -f $(docker ps -aq)")
     host.run_expect([0], "find /matrix -mindepth 1 -maxdepth 1 ! -name backups -exec rm -rf {} +")
 
-    run_ok("restore.yml", "-e", f"backup_archive={archive}")
+    output, _counts = run_ok("restore.yml", "-e", f"backup_archive={archive}")
+    status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
+    assert body["server"]["version"] == "1.162.0", output[-8000:]
     assert host.file("/matrix/synapse/data/switchboard.test.signing.key").content_string == signing_key
     token = login(homeserver_url, "alice", ALICE_PASSWORD)
     STATE["alice_token"] = token
@@ -269,7 +273,7 @@ def test_restore_refuses_another_servers_backup(host):
     assert host.docker("synapse").is_running
 
 
-def test_upgrade_keeps_the_data(homeserver_url):
+def test_upgrade_keeps_the_data(host, homeserver_url):
     status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
     assert status == 200 and body["server"]["version"].startswith("1.162.0"), body
     output, _counts = run_ok("upgrade.yml", "-e", "synapse_version=1.163.2")

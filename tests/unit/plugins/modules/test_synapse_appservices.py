@@ -434,3 +434,24 @@ def test_synapse_style_yaml_11_booleans_are_accepted(host):
     host.write_reg("telegram", text=text)
     result, failed = run(host.args("telegram"))
     assert not failed, result
+
+
+def test_prune_missing_unlists_deleted_files_and_keeps_the_rest(host):
+    host.write_reg("whatsapp")
+    host.list_existing(["/bridges/telegram/registration.yaml", "/bridges/whatsapp/registration.yaml"])
+    result, failed = run(host.args(prune_missing=True))
+    assert not failed, result
+    assert result["changed"] is True
+    assert result["app_service_config_files"] == ["/bridges/whatsapp/registration.yaml"]
+    assert host.hs.read_text() == HOMESERVER + "app_service_config_files:\n  - /bridges/whatsapp/registration.yaml\n"
+    # Nothing missing: nothing to do.
+    result, failed = run(host.args(prune_missing=True))
+    assert not failed and result["changed"] is False
+
+
+def test_without_prune_missing_a_deleted_file_is_an_error(host):
+    host.list_existing(["/bridges/telegram/registration.yaml"])
+    before = host.hs.read_bytes()
+    result, failed = run(host.args())
+    assert failed and "/bridges/telegram/registration.yaml" in result["msg"]
+    assert host.hs.read_bytes() == before

@@ -1,0 +1,149 @@
+"""Faults: inject, run site.yml again, and show that the stack recovers and that nothing was lost.
+
+The tests in this file run in order and leave the stack converged and healthy.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import INVENTORY, SITE, inspect, read_yaml, record, site, vps
+
+HS = "/matrix/synapse/data/homeserver.yaml"
+REGISTRATION = "/matrix/bridges/whatsapp/registration.yaml"
+CONTAINERS = ["postgres", "synapse", "caddy", "mautrix-whatsapp"]
+UPLOAD = "77M"  # a new value for a key Switchboard manages: the interrupted run was writing it
+HAND_EDIT = "\n# Hand edit (reliability test): kept by Switchboard\nadmin_contact: 'mailto:ops@switchboard.test'\n"
+MEDIA_CONFIG = """
+import json, sys, urllib.request
+request = urllib.request.Request("http://127.0.0.1:8008/_matrix/client/v1/media/config",
+                                 headers={"Authorization": "Bearer " + sys.stdin.read().strip()})
+print(json.load(urllib.request.urlopen(request, timeout=10))["m.upload.size"])
+"""
+
+
+def upload_limit_synapse_runs_with():
+    """The upload limit the running Synapse reports (asked as the WhatsApp appservice)."""
+    token = read_yaml(REGISTRATION)["as_token"]
+    return int(vps(f"docker exec -i synapse python -c '{MEDIA_CONFIG}'", stdin=token).stdout)
+
+
+def durable_state():
+    """What must survive every fault: secrets, signing key, tokens, database users."""
+    return {
+        "secrets": vps("cd /matrix/secrets && sha256sum *").stdout,
+        "signing key": vps("sha256sum /matrix/synapse/data/*.signing.key").stdout,
+        "tokens": {key: read_yaml(REGISTRATION)[key] for key in ("as_token", "hs_token")},
+        "users": set(vps("docker exec postgres psql -U postgres -d synapse -tAc 'SELECT name FROM users'").stdout.split()),
+    }
+
+
+@pytest.fixture(scope="module")
+def user_before(register_user):
+    return register_user(f"before-faults-{secrets.token_hex(3)}", secrets.token_urlsafe(12))
+
+
+def test_interrupted_write_leaves_the_old_or_the_new_file():
+    """Kill ansible-playbook while the task that rewrites homeserver.yaml runs."""
+    before = vps(f"cat {HS}").stdout
+    argv = ["ansible-playbook", "-i", INVENTORY, SITE, "--tags", "synapse", "-e", f"synapse_max_upload_size={UPLOAD}"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed_at = None
+    started = time.monotonic()
+    for line in process.stdout:
+        if "Set the keys Switchboard manages in homeserver.yaml" in line:
+            time.sleep(0.5)  # the module is running in the VPS now
+            os.killpg(process.pid, signal.SIGKILL)
+            killed_at = round(time.monotonic() - started, 1)
+            break
+    process.wait(timeout=60)
+    assert killed_at is not None, "the run never reached the homeserver.yaml task"
+    time.sleep(3)  # let a module that outlived its controller finish
+    after = vps(f"cat {HS}").stdout
+    parsed = yaml.safe_load(after)
+    assert isinstance(parsed, dict) and parsed["server_name"] == "switchboard.test"
+    if after == before:
+        outcome = "old file"
+    else:
+        old = yaml.safe_load(before)
+        assert parsed["max_upload_size"] == UPLOAD
+        assert {k: v for k, v in parsed.items() if k != "max_upload_size"} == \
+            {k: v for k, v in old.items() if k != "max_upload_size"}
+        outcome = "new file"
+    leftovers = vps("ls -A /matrix/synapse/data").stdout.split()
+    record("interrupted write", killed_after_s=killed_at, outcome=outcome,
+           temp_files=[name for name in leftovers if name.endswith(".tmp")])
+
+
+def test_after_the_interruption_a_run_finishes_the_change():
+    """The next run applies the change the killed run was making: Synapse runs with the new value."""
+    run = site("after-interruption", "--tags", "synapse", "-e", f"synapse_max_upload_size={UPLOAD}")
+    assert run.rc == 0, run.output[-3000:]
+    assert yaml.safe_load(vps(f"cat {HS}").stdout)["max_upload_size"] == UPLOAD
+    assert upload_limit_synapse_runs_with() == 77 * 1024 * 1024
+
+
+def test_every_fault_at_once_then_one_run_recovers(user_before):
+    state_before = durable_state()
+    assert user_before in state_before["users"]
+    # 1. homeserver.yaml edited by hand (a comment and a key Switchboard does not manage).
+    vps(f"cat >> {HS}", stdin=HAND_EDIT)
+    # 2. Synapse's container removed, PostgreSQL's killed, the bridge's container removed.
+    vps("docker rm -f synapse mautrix-whatsapp && docker kill postgres")
+    # 3. The Docker daemon stopped (the run must start it again).
+    vps("pkill dockerd; for i in $(seq 60); do pgrep dockerd >/dev/null || exit 0; sleep 1; done; exit 1")
+    assert vps("docker info", check=False).returncode != 0
+
+    run = site("after-faults", "-e", f"synapse_max_upload_size={UPLOAD}")
+
+    assert run.rc == 0, run.output[-3000:]
+    for name in CONTAINERS:
+        assert inspect(name)["State"]["Running"], name
+    text = vps(f"cat {HS}").stdout
+    config = yaml.safe_load(text)
+    assert "# Hand edit (reliability test): kept by Switchboard" in text
+    assert config["admin_contact"] == "mailto:ops@switchboard.test"
+    assert config["app_service_config_files"] == ["/bridges/whatsapp/registration.yaml"]
+    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "1337", "991"]
+    state_after = durable_state()
+    assert state_after["secrets"] == state_before["secrets"]
+    assert state_after["signing key"] == state_before["signing key"]
+    assert state_after["tokens"] == state_before["tokens"]
+    assert state_after["users"] >= state_before["users"]
+    assert upload_limit_synapse_runs_with() == 77 * 1024 * 1024  # Synapse was recreated: runs the file as written
+
+
+def test_deleted_registration_one_run_recovers():
+    """Delete the bridge's registration by hand; one site.yml run (which restarts Synapse) repairs it."""
+    tokens = {key: read_yaml(REGISTRATION)[key] for key in ("as_token", "hs_token")}
+    vps(f"rm {REGISTRATION}")
+    run = site("registration-deleted", "-e", f"synapse_max_upload_size={UPLOAD}", "-e", "synapse_health_timeout=60")
+    assert run.rc == 0, run.output[-3000:]
+    # The synapse role unlisted the missing file (saying so), the bridge role wrote it again.
+    assert "unlisted /bridges/whatsapp/registration.yaml" in run.output
+    assert {key: read_yaml(REGISTRATION)[key] for key in ("as_token", "hs_token")} == tokens
+    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "1337", "991"]
+    assert "/bridges/whatsapp/registration.yaml" in read_yaml("/matrix/synapse/data/homeserver.yaml")["app_service_config_files"]
+    assert inspect("synapse")["State"]["Running"]
+
+
+def test_crash_looping_bridge_fails_fast_naming_it_with_its_logs():
+    crash = ('{"bridge_whatsapp_container_entrypoint": ["sh", "-c", '
+             '"echo switchboard-crash-test: cannot start >&2; exit 3"], "bridge_ready_timeout": 90}')
+    run = site("crash-loop", "--tags", "whatsapp", "-e", crash, timeout=300)
+    assert run.rc != 0
+    message = run.output[run.output.index("Synapse could not reach the whatsapp bridge"):]
+    assert "container mautrix-whatsapp" in message
+    assert "crash-looping" in message or "not running" in message
+    assert "switchboard-crash-test: cannot start" in message
+    assert run.seconds < 90  # ended before the 90 s readiness bound: the loop was detected
+
+    restored = site("crash-loop-repaired", "--tags", "whatsapp")
+    assert restored.rc == 0, restored.output[-3000:]
+    assert inspect("mautrix-whatsapp")["State"]["Running"]

@@ -1,0 +1,94 @@
+"""Secrets: never in Ansible's output (the cold converge at -vvv and every later run), private
+files owned right, never on a container's command line or in its environment."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+import yaml
+
+from conftest import SCRATCH, record, vps
+
+HS = "/matrix/synapse/data/homeserver.yaml"
+
+
+def _secrets():
+    """Every secret the converge generated on the VPS, by where it was found."""
+    found = {}
+    for name in vps("ls /matrix/secrets").stdout.split():
+        found[f"/matrix/secrets/{name}"] = vps(f"cat /matrix/secrets/{name}").stdout.strip()
+    config = yaml.safe_load(vps(f"cat {HS}").stdout)
+    for key in ("registration_shared_secret", "macaroon_secret_key", "form_secret"):
+        found[f"homeserver.yaml {key}"] = config[key]
+    found["homeserver.yaml database password"] = config["database"]["args"]["password"]
+    for listed in config.get("app_service_config_files") or []:
+        registration = yaml.safe_load(vps(f"cat /matrix/bridges/{listed.split('/bridges/', 1)[1]}").stdout)
+        for key in ("as_token", "hs_token"):
+            found[f"{listed} {key}"] = registration[key]
+    signing_key = vps("cat /matrix/synapse/data/*.signing.key").stdout.split()
+    found["signing key"] = signing_key[-1]
+    bot_token = vps("cat /matrix/bot/secrets/access_token 2>/dev/null", check=False)
+    if bot_token.returncode == 0 and bot_token.stdout.strip():
+        found["bot access token"] = bot_token.stdout.strip()
+    return found
+
+
+@pytest.fixture(scope="module")
+def generated_secrets():
+    found = _secrets()
+    assert found and all(len(value) >= 16 for value in found.values()), sorted(found)
+    return found
+
+
+def test_cold_converge_log_is_complete_and_verbose():
+    with open(os.path.join(SCRATCH, "converge-cold.log"), encoding="utf-8") as handle:
+        log = handle.read()
+    assert "PLAY RECAP" in log and "failed=0" in log
+    assert "<switchboard-vps-reliability> ESTABLISH DOCKER CONNECTION" in log  # really -vvv
+
+
+def test_no_secret_in_any_output(generated_secrets):
+    logs = sorted(glob.glob(os.path.join(SCRATCH, "*.log")))
+    assert os.path.join(SCRATCH, "converge-cold.log") in logs
+    occurrences = {}
+    total_bytes = 0
+    for path in logs:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+        total_bytes += len(text)
+        for where, value in generated_secrets.items():
+            if value in text:
+                occurrences.setdefault(where, []).append(os.path.basename(path))
+    record("secrets grep", secrets=len(generated_secrets), logs=[os.path.basename(p) for p in logs],
+           bytes=total_bytes, occurrences=sum(len(v) for v in occurrences.values()))
+    assert not occurrences
+
+
+@pytest.mark.parametrize("path, mode, owner", [
+    ("/matrix/secrets", "700", "0 0"),
+    ("/matrix/secrets/*", "600", "0 0"),
+    (HS, "600", "991 991"),
+    ("/matrix/synapse/data/*.signing.key", "600", "991 991"),
+    ("/matrix/bridges/whatsapp/config.yaml", "600", "1337 1337"),
+    # Synapse reads it through its group; the bridge owns it.
+    ("/matrix/bridges/whatsapp/registration.yaml", "640", "1337 991"),
+    ("/matrix/bridges/whatsapp", "750", "1337 991"),
+])
+def test_secret_files_are_private(path, mode, owner):
+    lines = vps(f"stat -c '%n %a %u %g' {path}").stdout.splitlines()
+    assert lines
+    for line in lines:
+        name, actual_mode, uid, gid = line.split()
+        assert (actual_mode, f"{uid} {gid}") == (mode, owner), name
+
+
+def test_no_secret_on_a_command_line_or_in_a_container_environment(generated_secrets):
+    ids = vps("docker ps -aq").stdout.split()
+    containers = json.loads(vps("docker inspect " + " ".join(ids)).stdout)
+    exposed = json.dumps([{"env": c["Config"]["Env"], "cmd": c["Config"]["Cmd"], "entrypoint": c["Config"]["Entrypoint"],
+                           "args": c["Args"], "path": c["Path"], "labels": c["Config"]["Labels"]} for c in containers])
+    processes = vps("ps -eo args").stdout  # the VPS sees every container's processes too
+    leaked = [where for where, value in generated_secrets.items() if value in exposed or value in processes]
+    assert not leaked

@@ -29,9 +29,7 @@ def _secrets():
             found[f"{listed} {key}"] = registration[key]
     signing_key = vps("cat /matrix/synapse/data/*.signing.key").stdout.split()
     found["signing key"] = signing_key[-1]
-    bot_token = vps("cat /matrix/bot/secrets/access_token 2>/dev/null", check=False)
-    if bot_token.returncode == 0 and bot_token.stdout.strip():
-        found["bot access token"] = bot_token.stdout.strip()
+    found["bot access token"] = vps("cat /matrix/bot/secrets/access_token").stdout.strip()
     return found
 
 
@@ -75,6 +73,10 @@ def test_no_secret_in_any_output(generated_secrets):
     # Synapse reads it through its group; the bridge owns it.
     ("/matrix/bridges/whatsapp/registration.yaml", "640", "1337 991"),
     ("/matrix/bridges/whatsapp", "750", "1337 991"),
+    # The bot's uid reads its token through a read-only mount; the rest of its settings are root's.
+    ("/matrix/bot/secrets", "700", "993 993"),
+    ("/matrix/bot/secrets/access_token", "600", "993 993"),
+    ("/matrix/bot/bot.env", "600", "0 0"),
 ])
 def test_secret_files_are_private(path, mode, owner):
     lines = vps(f"stat -c '%n %a %u %g' {path}").stdout.splitlines()

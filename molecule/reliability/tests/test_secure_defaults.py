@@ -6,7 +6,7 @@ import pytest
 from conftest import inspect, vps
 
 CLIENT = "https://matrix.switchboard.test:58443"
-CONTAINERS = ["synapse", "postgres", "caddy", "mautrix-whatsapp"]
+CONTAINERS = ["synapse", "postgres", "caddy", "mautrix-whatsapp", "matrix-bot"]
 
 
 def test_registration_is_closed(http, homeserver_config):

@@ -229,7 +229,7 @@ def _read_messages(homeserver_url, token, room_id):
     return [event["content"].get("body") for event in body["chunk"] if event["type"] == "m.room.message"]
 
 
-def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url):
+def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url, tmp_path):
     token = STATE["alice_token"]
     status, room = api(homeserver_url, "POST", "/_matrix/client/v3/createRoom", token=token, body={"name": "history"})
     assert status == 200, room
@@ -239,9 +239,11 @@ def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url):
     assert status == 200, body
     signing_key = host.file("/matrix/synapse/data/switchboard.test.signing.key").content_string
 
-    output, _counts = run_ok("backup.yml")
+    output, _counts = run_ok("backup.yml", "-e", f"backup_fetch_dir={tmp_path}")
     archive = re.search(r"Wrote (/matrix/backups/switchboard-\S+\.tar\.gz)", output).group(1)
     assert host.file(archive).mode == 0o600
+    fetched = tmp_path / os.path.basename(archive)  # the copy on this machine (the controller)
+    assert fetched.stat().st_size == host.file(archive).size
     listing = host.check_output(f"tar -tzf {shlex.quote(archive)}")
     for member in ["MANIFEST.json", "dumps/postgres/synapse.dump", "dumps/postgres/whatsapp.dump",
                    "matrix/synapse/data/homeserver.yaml", "matrix/synapse/data/switchboard.test.signing.key",
@@ -253,7 +255,9 @@ def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url):
     host.run_expect([0], "docker rm -f $(docker ps -aq)")
     host.run_expect([0], "find /matrix -mindepth 1 -maxdepth 1 ! -name backups -exec rm -rf {} +")
 
-    output, _counts = run_ok("restore.yml", "-e", f"backup_archive={archive}")
+    # Restored from the controller's copy, as after losing the server.
+    host.run_expect([0], f"rm {shlex.quote(archive)}")
+    output, _counts = run_ok("restore.yml", "-e", f"backup_archive={fetched}", "-e", "backup_archive_on_controller=true")
     status, body = api(homeserver_url, "GET", "/_matrix/federation/v1/version")
     assert body["server"]["version"] == "1.162.0", output[-8000:]
     assert host.file("/matrix/synapse/data/switchboard.test.signing.key").content_string == signing_key

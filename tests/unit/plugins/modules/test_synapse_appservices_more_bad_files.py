@@ -13,29 +13,8 @@ import os
 import pytest
 import yaml
 
-from .test_synapse_appservices import BAD, HOMESERVER, host, registration, run  # noqa: F401  pylint: disable=unused-import
-
-
-def _reg(**changes):
-    def setup(h):
-        h.write_reg("telegram", registration("telegram", **changes))
-        return h.args("telegram")
-    return setup
-
-
-def _hs_text(text):
-    def setup(h):
-        h.write_reg("telegram")
-        h.hs.write_text(text)
-        return h.args("telegram")
-    return setup
-
-
-def _reg_text(text):
-    def setup(h):
-        h.write_reg("telegram", text=text)
-        return h.args("telegram")
-    return setup
+from .test_synapse_appservices import (  # noqa: F401  pylint: disable=unused-import
+    BAD, HOMESERVER, _hs_text, _reg, _reg_text, host, registration, run)
 
 
 def _reg_directory(h):

@@ -13,38 +13,23 @@ import os
 import re
 import secrets
 import shlex
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
+from playbook_runs import ansible_playbook
 
 SERVER = "switchboard.test"
 BOT = f"@switchboard-bot:{SERVER}"
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 ALICE_PASSWORD = "alice-" + secrets.token_hex(8)
 STATE = {}  # what earlier tests leave for later ones
 
 
 def playbook(name, *args):
     """Run playbooks/<name> against the scenario's VPS; return (rc, output, recap counts)."""
-    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-    inventory = os.path.dirname(os.environ.get("MOLECULE_INVENTORY_FILE", os.path.join(ephemeral, "inventory", "x")))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.environ.get("ANSIBLE_CONFIG", os.path.join(ephemeral, "ansible.cfg")),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, "collections"), ANSIBLE_ROLES_PATH=os.path.join(PROJECT, "roles"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", NO_COLOR="1",
-               # One line per message, so the tests can search the output.
-               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-               os.path.join(PROJECT, "playbooks", name), *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
-    output = result.stdout + result.stderr
-    recap = re.search(r"switchboard-vps-operations\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                      output)
-    counts = dict(zip(["ok", "changed", "unreachable", "failed"], map(int, recap.groups()))) if recap else {}
-    return result.returncode, output, counts
+    run = ansible_playbook(os.path.join("playbooks", name), *args)
+    return run.rc, run.output, run.recap("switchboard-vps-operations")
 
 
 def run_ok(name, *args):

@@ -16,10 +16,11 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-# Deploy on this machine: Docker first (the base image needs it), then the base
-# image for self-builds (no container registry needed), then the whole stack.
+# Deploy on this machine: Docker first where it is not running yet (the base image
+# needs it), then the base image for self-builds (no container registry needed), then
+# the whole stack. Run again, it changes nothing, in a few seconds.
 deploy: venv
-	ansible-playbook -i inventory/local site.yml --tags docker
+	docker info >/dev/null 2>&1 || ansible-playbook -i inventory/local site.yml --tags docker
 	tests/images/build base
 	ansible-playbook -i inventory/local site.yml
 

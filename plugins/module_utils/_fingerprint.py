@@ -109,8 +109,19 @@ def docker_fingerprint(network, run_command):
     return result
 
 
-def host_fingerprint(paths, excluded_paths, network, run_command):
-    return {"files": file_fingerprint(paths, excluded_paths), "docker": docker_fingerprint(network, run_command)}
+def package_fingerprint(packages, run_command):
+    """Each package's dpkg status ("ii " when installed), or "not installed"."""
+    if not packages:
+        return {}
+    _rc, out, _err = run_command(["dpkg-query", "--show", "--showformat=${Package}\t${db:Status-Abbrev}\n"]
+                                 + list(packages))
+    found = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+    return {name: found.get(name, "not installed") for name in packages}
+
+
+def host_fingerprint(paths, excluded_paths, network, packages, run_command):
+    return {"files": file_fingerprint(paths, excluded_paths), "docker": docker_fingerprint(network, run_command),
+            "packages": package_fingerprint(packages, run_command)}
 
 
 def _describe_file(path, before, after):
@@ -152,6 +163,11 @@ def compare(before, after):
     for path in sorted(set(old_files) | set(new_files)):
         if old_files.get(path) != new_files.get(path):
             differences.append(_describe_file(path, old_files.get(path), new_files.get(path)))
+    old_packages, new_packages = before.get("packages", {}), after.get("packages", {})
+    for name in sorted(set(old_packages) | set(new_packages)):
+        if old_packages.get(name) != new_packages.get(name):
+            now, was = new_packages.get(name, "not checked"), old_packages.get(name, "not checked")
+            differences.append("package %s: %s, was %s" % (name, now.strip(), was.strip()))
     old_docker, new_docker = before.get("docker", {}), after.get("docker", {})
     if "error" in new_docker:
         differences.append(new_docker["error"])

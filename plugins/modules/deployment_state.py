@@ -11,17 +11,18 @@ short_description: Tell in one module run whether a Switchboard deployment is ex
 version_added: 0.2.0
 description:
   - With O(state=record), at the end of a complete run, fingerprints everything the run manages on
-    the host and keeps the fingerprint in a file: every file and directory under O(paths) (content,
+    the host and keeps the fingerprint in a file. That is every file and directory under O(paths) (content,
     type, mode, owner and group), the Docker network O(docker_network) and every container on it
-    (ID, running or not, image reference, the image it runs and the image its reference names now).
+    (ID, running or not, image reference, the image it runs and the image its reference names now), and
+    the installed state of the Debian O(packages).
   - With O(state=probe), at the start of the next run, fingerprints the host the same way, and compares
     it and the digest of the run's inputs with the record. C(up_to_date) is true only when nothing
     differs, so a playbook can skip its roles and a run that would change nothing costs one module run.
-  - Anything else reports the differences: a file edited, added, removed or given another mode or
+  - Anything else is reported in RV(differences), such as a file edited, added, removed or given another mode or
     owner; a container stopped, removed or recreated by hand; the network recreated; Docker not
-    answering; other settings, tags or Switchboard code (the inputs digest).
-  - Under O(excluded_paths) (data the services own, such as the database files) only the directory's
-    own type, mode and owner count, not what it holds.
+    answering; a package removed; other settings, tags or Switchboard code (the inputs digest).
+  - Paths matching O(excluded_paths) are data the services own, such as database files. A directory
+    among them counts by its own type, mode and owner only, not by what it holds; a file not at all.
   - With O(state=absent), removes the record. A playbook does that before it changes anything, so a run
     that does not finish leaves no record and the next run does all of its work.
   - The action plugin computes the inputs digest on the controller from O(variables_matching) and
@@ -78,7 +79,8 @@ options:
     default: []
   excluded_paths:
     description:
-      - Paths or shell patterns (C(fnmatch)) whose contents are not fingerprinted. Only with O(state=record).
+      - Paths or shell patterns (C(fnmatch), where C(*) also matches C(/)) of service data. Directories
+        count by their own type, mode and owner only, files not at all. Only with O(state=record).
     type: list
     elements: str
     default: []
@@ -86,6 +88,12 @@ options:
     description:
       - The Docker network whose containers are fingerprinted. Only with O(state=record).
     type: str
+  packages:
+    description:
+      - Debian packages whose installed state is fingerprinted (C(dpkg-query)). Only with O(state=record).
+    type: list
+    elements: str
+    default: []
 notes:
   - The digests of secret files are kept in the record, never their content.
 """
@@ -117,6 +125,7 @@ EXAMPLES = r"""
     paths: [/matrix]
     excluded_paths: [/matrix/postgres/data, /matrix/synapse/data/media_store]
     docker_network: matrix
+    packages: [docker.io]
   when: not ansible_check_mode
 """
 
@@ -151,14 +160,13 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._fingerprint im
 )
 
 
-def docker_runner(module):
-    """run_command for docker argv, that answers 'not found' instead of failing the module."""
-    docker = module.get_bin_path("docker")
-
+def command_runner(module):
+    """run_command that answers 'not installed' for a missing program instead of failing the module."""
     def run(argv):
-        if docker is None:
-            return 127, "", "the docker command is not installed"
-        return module.run_command([docker] + argv[1:])
+        program = module.get_bin_path(argv[0])
+        if program is None:
+            return 127, "", "the %s command is not installed" % argv[0]
+        return module.run_command([program] + argv[1:])
     return run
 
 
@@ -192,7 +200,7 @@ def probe(module, params):
         differences = ["the settings, the tags or Switchboard's code differ from the last complete run"]
     else:
         now = host_fingerprint(record["paths"], record["excluded_paths"], record["docker_network"],
-                               docker_runner(module))
+                               record["packages"], command_runner(module))
         differences = compare(record["host"], now)
     shown = differences[:20]
     if len(differences) > 20:
@@ -206,7 +214,8 @@ def record(module, params):
     if not params["docker_network"]:
         module.fail_json(msg="deployment_state: state=record needs docker_network")
     paths = sorted({os.path.normpath(path) for path in params["paths"]})
-    host = host_fingerprint(paths, params["excluded_paths"], params["docker_network"], docker_runner(module))
+    host = host_fingerprint(paths, params["excluded_paths"], params["docker_network"], params["packages"],
+                            command_runner(module))
     if not module.check_mode:
         write_record(params["path"], {
             "version": RECORD_VERSION,
@@ -214,6 +223,7 @@ def record(module, params):
             "paths": paths,
             "excluded_paths": params["excluded_paths"],
             "docker_network": params["docker_network"],
+            "packages": params["packages"],
             "host": host,
         })
     module.exit_json(changed=False, up_to_date=True, differences=[], inputs_digest=params["inputs_digest"])
@@ -230,6 +240,7 @@ def main():
             paths=dict(type="list", elements="path", default=[]),
             excluded_paths=dict(type="list", elements="str", default=[]),
             docker_network=dict(type="str"),
+            packages=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

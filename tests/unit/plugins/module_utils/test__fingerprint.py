@@ -10,19 +10,25 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._fingerprint im
     compare,
     docker_fingerprint,
     file_fingerprint,
+    package_fingerprint,
 )
 
 
 class FakeDocker:
-    """Answers the four docker commands docker_fingerprint runs, from a dict of containers."""
+    """Answers the docker and dpkg-query commands of a fingerprint, from dicts of containers and packages."""
 
-    def __init__(self, containers=None, network="net-1", images=None):
+    def __init__(self, containers=None, network="net-1", images=None, packages=None):
         self.containers = dict(containers or {})
         self.network = network
         self.images = dict(images or {})
+        self.packages = dict(packages or {})
         self.down = False
 
     def __call__(self, argv):
+        if argv[0] == "dpkg-query":
+            found = [name for name in argv[3:] if name in self.packages]
+            return (0 if len(found) == len(argv[3:]) else 1,
+                    "".join("%s\t%s\n" % (name, self.packages[name]) for name in found), "")
         if self.down:
             return 1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
         if argv[1:3] == ["network", "inspect"]:
@@ -169,3 +175,13 @@ def test_a_recreated_network_and_a_stopped_docker_are_seen():
 def test_a_missing_network():
     docker = FakeDocker(network=None)
     assert docker_fingerprint("matrix", docker) == {"error": "Docker network matrix: Error: No such network: matrix"}
+
+
+def test_a_removed_package_is_seen():
+    system = FakeDocker(packages={"docker.io": "ii ", "containerd": "ii "})
+    before = {"packages": package_fingerprint(["docker.io", "containerd"], system)}
+    assert compare(before, {"packages": package_fingerprint(["docker.io", "containerd"], system)}) == []
+    system.packages["docker.io"] = "rc "
+    del system.packages["containerd"]
+    assert compare(before, {"packages": package_fingerprint(["docker.io", "containerd"], system)}) == [
+        "package containerd: not installed, was ii", "package docker.io: rc, was ii"]

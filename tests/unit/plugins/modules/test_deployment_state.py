@@ -19,8 +19,8 @@ from ..module_utils.test__fingerprint import FakeDocker
 @pytest.fixture(name="docker")
 def fixture_docker(monkeypatch):
     docker = FakeDocker(containers={"synapse": {"id": "c1", "running": True, "ref": "s:1", "image": "sha256:a"}},
-                        images={"s:1": "sha256:a"})
-    monkeypatch.setattr(deployment_state, "docker_runner", lambda module: docker)
+                        images={"s:1": "sha256:a"}, packages={"docker.io": "ii "})
+    monkeypatch.setattr(deployment_state, "command_runner", lambda module: docker)
     return docker
 
 
@@ -32,7 +32,8 @@ def _record(tmp_path, digest="inputs-1", check_mode=False):
     (tmp_path / "matrix").mkdir(exist_ok=True)
     (tmp_path / "matrix" / "homeserver.yaml").write_text("a: 1\n")
     return run(dict(state="record", path=str(tmp_path / "state.json"), inputs_digest=digest,
-                    paths=[str(tmp_path / "matrix")], excluded_paths=[], docker_network="matrix"), check_mode)
+                    paths=[str(tmp_path / "matrix")], excluded_paths=[], docker_network="matrix",
+                    packages=["docker.io"]), check_mode)
 
 
 def _probe(tmp_path, digest="inputs-1", check_mode=False):
@@ -64,8 +65,10 @@ def test_host_drift_is_listed(tmp_path, docker):
     _record(tmp_path)
     (tmp_path / "matrix" / "homeserver.yaml").write_text("a: 2\n")
     docker.containers["synapse"]["running"] = False
+    del docker.packages["docker.io"]
     result = _probe(tmp_path)
     assert result["differences"] == ["%s: content changed" % (tmp_path / "matrix" / "homeserver.yaml"),
+                                     "package docker.io: not installed, was ii",
                                      "container synapse: stopped"]
 
 
@@ -109,11 +112,12 @@ def test_a_host_without_docker_is_a_difference(tmp_path, monkeypatch):
     def missing(module):  # the real runner, with no docker command on the host
         monkeypatch.setattr(module, "get_bin_path", lambda name: None)
         return original(module)
-    original = deployment_state.docker_runner
-    monkeypatch.setattr(deployment_state, "docker_runner", missing)
+    original = deployment_state.command_runner
+    monkeypatch.setattr(deployment_state, "command_runner", missing)
     _record(tmp_path)
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["host"]["docker"] == {"error": "Docker network matrix: the docker command is not installed"}
+    assert state["host"]["packages"] == {"docker.io": "not installed"}
 
 
 def test_the_code_digest_follows_the_collection_code(tmp_path):

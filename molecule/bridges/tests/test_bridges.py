@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 
 import pytest
 import yaml
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
+from matrix_dm import ask_in_a_dm
 
 SERVER = "switchboard.test"
 BRIDGES = {  # name: bot localpart
@@ -60,41 +59,10 @@ def test_synapse_started_once_then_restarted_once(host):
     assert len(events.split()) == 2, events
 
 
-async def _ask_for_help(homeserver_url, user_id, password, bot):
-    client = AsyncClient(homeserver_url, user_id)
-    try:
-        login = await client.login(password)
-        assert isinstance(login, LoginResponse), login
-        room = await client.room_create(is_direct=True, invite=[bot])
-        assert isinstance(room, RoomCreateResponse), room
-        # The bot joins on invite; wait until it has (bounded, no fixed sleep).
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            members = await client.joined_members(room.room_id)
-            if bot in [member.user_id for member in getattr(members, "members", [])]:
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError(f"{bot} did not join the DM")
-        await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "help"})
-        while time.monotonic() < deadline:
-            messages = await client.room_messages(room.room_id, limit=50)
-            assert isinstance(messages, RoomMessagesResponse), messages
-            replies = [event.body for event in messages.chunk
-                       if getattr(event, "sender", None) == bot and getattr(event, "body", None)
-                       and "help" in event.body.lower()]
-            if replies:
-                return replies
-            await asyncio.sleep(0.5)
-        raise AssertionError(f"{bot} did not answer help")
-    finally:
-        await client.close()
-
-
 @pytest.mark.parametrize("name", sorted(BRIDGES))
 def test_bot_answers_help_in_a_dm(register_user, homeserver_url, name):
     localpart = f"user-{name}-{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(12)
     user_id = register_user(localpart, password)
-    replies = asyncio.run(_ask_for_help(homeserver_url, user_id, password, f"@{BRIDGES[name]}:{SERVER}"))
+    replies = asyncio.run(ask_in_a_dm(homeserver_url, user_id, password, f"@{BRIDGES[name]}:{SERVER}", "help", "help"))
     assert replies

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse
+from matrix_dm import ask_in_a_dm
 from playbook_runs import ansible_playbook
 
 SERVER = "switchboard.test"
@@ -165,37 +165,9 @@ def test_purge_media_schedule_runs_the_same_purge(host, homeserver_url):
         if host.file("/etc/cron.d/switchboard-purge-media").exists else True
 
 
-async def _ping_bot(homeserver_url, user, password):
-    client = AsyncClient(homeserver_url, f"@{user}:{SERVER}")
-    try:
-        assert isinstance(await client.login(password), LoginResponse)
-        room = await client.room_create(is_direct=True, invite=[BOT])
-        assert isinstance(room, RoomCreateResponse), room
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            members = await client.joined_members(room.room_id)
-            if BOT in [member.user_id for member in getattr(members, "members", [])]:
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError(f"{BOT} did not join the DM")
-        await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "!ping"})
-        while time.monotonic() < deadline:
-            messages = await client.room_messages(room.room_id, start="", limit=20)
-            assert isinstance(messages, RoomMessagesResponse), messages
-            answers = [event.body for event in messages.chunk
-                       if getattr(event, "sender", None) == BOT and hasattr(event, "body")]
-            if any("pong" in answer.lower() for answer in answers):
-                return answers
-            await asyncio.sleep(0.5)
-        raise AssertionError(f"{BOT} did not answer !ping")
-    finally:
-        await client.close()
-
-
 def test_bot_answers_a_dm(host, homeserver_url, register_user):
     register_user("bob", "bob-password")
-    answers = asyncio.run(_ping_bot(homeserver_url, "bob", "bob-password"))
+    answers = asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))
     assert answers
 
 
@@ -251,7 +223,7 @@ def test_backup_then_restore_onto_an_emptied_server(host, homeserver_url, tmp_pa
     assert text in _read_messages(homeserver_url, token, room["room_id"])
     STATE["room"], STATE["text"] = room["room_id"], text
     # The bot came back with its kept token, and answers.
-    assert asyncio.run(_ping_bot(homeserver_url, "bob", "bob-password"))
+    assert asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))
 
 
 def test_restore_refuses_another_servers_backup(host):

@@ -185,3 +185,9 @@ def test_a_removed_package_is_seen():
     del system.packages["containerd"]
     assert compare(before, {"packages": package_fingerprint(["docker.io", "containerd"], system)}) == [
         "package containerd: not installed, was ii", "package docker.io: rc, was ii"]
+
+
+def test_an_owner_change_is_described():
+    before = {"files": {"/matrix/secrets/token": "file 0600 0 0 abc"}}
+    after = {"files": {"/matrix/secrets/token": "file 0640 1000 0 abc"}}
+    assert compare(before, after) == ["/matrix/secrets/token: mode 0640, was 0600, owner 1000:0, was 0:0"]

@@ -170,13 +170,19 @@ def command_runner(module):
     return run
 
 
+RECORD_KEYS = {"inputs", "paths", "excluded_paths", "docker_network", "packages", "host"}
+
+
 def read_record(path):
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("version") == RECORD_VERSION else None
+    # Another version, or a record damaged by hand, counts as none: the run then does all of its work.
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or not RECORD_KEYS <= set(record):
+        return None
+    return record
 
 
 def write_record(path, record):
@@ -199,9 +205,12 @@ def probe(module, params):
     elif digest is None or record["inputs"] != digest:
         differences = ["the settings, the tags or Switchboard's code differ from the last complete run"]
     else:
-        now = host_fingerprint(record["paths"], record["excluded_paths"], record["docker_network"],
-                               record["packages"], command_runner(module))
-        differences = compare(record["host"], now)
+        try:
+            now = host_fingerprint(record["paths"], record["excluded_paths"], record["docker_network"],
+                                   record["packages"], command_runner(module))
+            differences = compare(record["host"], now)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            differences = ["the record of the last complete run is damaged"]
     shown = differences[:20]
     if len(differences) > 20:
         shown.append("... and %d more" % (len(differences) - 20))

@@ -98,6 +98,16 @@ def test_a_damaged_record_counts_as_none(tmp_path, docker):
     assert "no record" in _probe(tmp_path)["differences"][0]
     (tmp_path / "state.json").write_text(json.dumps({"version": 0}))
     assert "no record" in _probe(tmp_path)["differences"][0]
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "inputs": "inputs-1"}))
+    assert "no record" in _probe(tmp_path)["differences"][0]
+
+
+def test_a_record_with_a_damaged_fingerprint_counts_as_different(tmp_path, docker):
+    _record(tmp_path)
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["host"] = "edited by hand"
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert _probe(tmp_path)["differences"] == ["the record of the last complete run is damaged"]
 
 
 def test_record_needs_the_digest_and_the_network(tmp_path, docker):

@@ -7,7 +7,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Keep test state out of the user's ~/.ansible and ~/.cache.
 TEST_HOME := $(abspath .cache/home)
 
-.PHONY: venv deploy test unit lint sanity molecule images bench clean
+.PHONY: venv docker-engine deploy test unit lint sanity molecule images bench clean
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -16,11 +16,14 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-# Deploy on this machine: Docker first where it is not running yet (the base image
-# needs it), then the base image for self-builds (no container registry needed), then
-# the whole stack. Run again, it changes nothing, in a few seconds.
-deploy: venv
+# Docker on this machine: the docker role installs and starts it where it is not running.
+docker-engine: venv
 	docker info >/dev/null 2>&1 || ansible-playbook -i inventory/local site.yml --tags docker
+
+# Deploy on this machine: Docker first (the base image needs it), then the base image
+# for self-builds (no container registry needed), then the whole stack. Run again, it
+# changes nothing, in a few seconds.
+deploy: docker-engine
 	tests/images/build base
 	ansible-playbook -i inventory/local site.yml
 
@@ -46,7 +49,7 @@ molecule: venv images
 
 test: unit lint sanity molecule
 
-bench: venv images
+bench: docker-engine images
 	HOME=$(TEST_HOME) scripts/benchmark
 
 clean:

@@ -36,6 +36,7 @@ unit: venv
 lint: venv
 	mkdir -p $(TEST_HOME)
 	yamllint -s .
+	$(PY) scripts/argument-specs --check roles/*/
 	HOME=$(TEST_HOME) ansible-lint --profile production
 	HOME=$(TEST_HOME) scripts/check-collection-build
 

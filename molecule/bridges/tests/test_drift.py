@@ -19,7 +19,7 @@ WHATSAPP_CONFIG = "/matrix/bridges/whatsapp/config.yaml"
 TELEGRAM_REGISTRATION = "/matrix/bridges/telegram/registration.yaml"
 WHATSAPP_REGISTRATION_IN_SYNAPSE = "/bridges/whatsapp/registration.yaml"
 CONTAINERS = ["postgres", "synapse", "caddy", "mautrix-telegram", "mautrix-whatsapp", "mautrix-discord",
-              "matrix-appservice-wechaty", "matrix-bot"]
+              "matrix-wechat", "matrix-bot"]
 STATE = {}  # what earlier tests leave for later ones
 
 

@@ -5,6 +5,7 @@ import json
 import secrets
 
 import pytest
+import yaml
 
 CLIENT = "https://matrix.switchboard.test:28443"
 BASE_DOMAIN = "https://switchboard.test:28443"
@@ -80,3 +81,21 @@ def test_synapse_database_has_c_collation(host):
 def test_secrets_are_private(host):
     for path in ("/matrix/synapse/data/homeserver.yaml", "/matrix/secrets/postgres-synapse"):
         assert host.file(path).mode == 0o600, path
+
+
+def test_go_telegram_config_passes_upstreams_start_checks(host, http):
+    """The default (Go) Telegram flavor's rendered config, started by the stand-in that applies
+    mautrix-telegram v0.2608.0's config checks: it is up (Synapse's ping reaches it) and its
+    generated values are the kept ones, in the places bridgev2 reads them."""
+    token = host.file("/matrix/secrets/bridge-telegram-as-token").content_string.strip()
+    status, _headers, body = http("https://matrix.switchboard.test:28443/_matrix/client/v1/appservice/telegram/ping",
+                                  body={}, headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    config = yaml.safe_load(host.run("cat /matrix/bridges/telegram/config.yaml").stdout)
+    assert config["database"]["uri"].startswith("postgres://telegram:")
+    assert config["network"]["api_id"] == 94575
+    for path, secret in ((("provisioning", "shared_secret"), "provisioning-secret"),
+                         (("encryption", "pickle_key"), "pickle-key"),
+                         (("public_media", "signing_key"), "public-media-key")):
+        assert config[path[0]][path[1]] == host.file(f"/matrix/secrets/bridge-telegram-{secret}").content_string.strip()
+    assert "stand-in for mautrix-telegram" in host.check_output("docker logs mautrix-telegram 2>&1")

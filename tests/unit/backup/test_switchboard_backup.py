@@ -69,7 +69,7 @@ def test_restore_brings_back_files_modes_and_database(tree):
     key = (matrix / "synapse" / "data" / "example.test.signing.key").read_text()
     for path in ["synapse/data/example.test.signing.key", "synapse/data/media_store/blob"]:
         os.unlink(matrix / path)
-    result = backup.files(dict(root=str(tmp_path), archive=archive, server_name="example.test",
+    result = backup.files(dict(root=str(tmp_path), archive=archive, server_name="example.test", matrix="matrix",
                                staging_parent=str(tmp_path / "backups")))
     assert result["sqlite"] == ["matrix/synapse/data/homeserver.db"]
     assert (matrix / "synapse" / "data" / "example.test.signing.key").read_text() == key
@@ -86,7 +86,7 @@ def test_restore_refuses_another_servers_archive(tree):
     archive = backup.create(args(tmp_path, matrix))["archive"]
     before = (matrix / "synapse" / "data" / "homeserver.yaml").read_text()
     with pytest.raises(backup.Failure, match="is a backup of example.test, but this host is configured for other.test"):
-        backup.files(dict(root=str(tmp_path), archive=archive, server_name="other.test",
+        backup.files(dict(root=str(tmp_path), archive=archive, server_name="other.test", matrix="matrix",
                           staging_parent=str(tmp_path / "backups")))
     assert (matrix / "synapse" / "data" / "homeserver.yaml").read_text() == before
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import atomic_write
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# A secret is one line; anything bigger is not ours.
+MAX_SECRET_BYTES = 4096
 
 
 def new_secret(length):
@@ -22,25 +25,44 @@ def new_secret(length):
 
 
 def read_secret(path):
-    """The secret stored at `path`, or None when the file does not exist or is empty."""
+    """(secret, mode) of the file at `path`; (None, None) when it does not exist or is empty.
+
+    Opened without following a link or blocking on a FIFO: it must be a small regular file.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = handle.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None
-    return value or None
+        return None, None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("%s is a symbolic link; refusing to read through it (remove it)" % path) from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError("%s is not a regular file; refusing to use it (remove it)" % path)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_SECRET_BYTES + 1)
+    if len(data) > MAX_SECRET_BYTES:
+        raise ValueError("%s is larger than %d bytes: not a secret of ours" % (path, MAX_SECRET_BYTES))
+    return data.decode("utf-8", errors="replace").strip() or None, stat.S_IMODE(info.st_mode)
 
 
 def ensure_secrets(directory, names, length, check_mode):
-    """Read each named secret, creating the missing ones. Returns (secrets, created names)."""
-    bad = [name for name in names if not NAME_PATTERN.match(name)]
+    """Read each named secret, creating the missing ones and making loosened files 0600 again.
+
+    Returns (secrets, created names, names whose mode was repaired).
+    """
+    bad = [name for name in names if not NAME_PATTERN.fullmatch(name)]
     if bad:
         raise ValueError("names must be letters, digits, '_', '.', '-' (not starting with a symbol): %s"
                          % ", ".join(bad))
-    values, created = {}, []
+    if os.path.islink(directory):
+        raise ValueError("%s is a symbolic link; refusing to keep secrets through it" % directory)
+    values, created, repaired = {}, [], []
     for name in names:
         path = os.path.join(directory, name)
-        value = read_secret(path)
+        value, mode = read_secret(path)
         if value is None:
             value = new_secret(length)
             created.append(name)
@@ -48,9 +70,13 @@ def ensure_secrets(directory, names, length, check_mode):
                 if not os.path.isdir(directory):
                     os.makedirs(directory, mode=0o700)
                 atomic_write(path, value + "\n")
-                os.chmod(path, 0o600)
+                os.chmod(path, 0o600, follow_symlinks=False)
+        elif mode != 0o600:
+            repaired.append(name)
+            if not check_mode:
+                os.chmod(path, 0o600, follow_symlinks=False)
         values[name] = value
-    return values, created
+    return values, created, repaired
 
 
 def run_stored_secrets(module):
@@ -58,7 +84,8 @@ def run_stored_secrets(module):
     if params["length"] < 16:
         module.fail_json(msg="length must be at least 16 characters, got %d" % params["length"])
     try:
-        values, created = ensure_secrets(params["directory"], params["names"], params["length"], module.check_mode)
+        values, created, repaired = ensure_secrets(params["directory"], params["names"], params["length"],
+                                                   module.check_mode)
     except (ValueError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (params["directory"], exc))
-    module.exit_json(changed=bool(created), created=created, secrets=values)
+    module.exit_json(changed=bool(created or repaired), created=created, repaired=repaired, secrets=values)

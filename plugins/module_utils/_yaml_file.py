@@ -60,16 +60,51 @@ class YamlFileError(Exception):
     """A YAML file is missing, unreadable or not valid YAML; the message starts with its path."""
 
 
+# Config files are small; anything bigger is not one of ours (or is /dev/zero behind a link).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def check_regular_file(path, info):
+    """Raise YamlFileError unless `info` (an lstat/fstat result of `path`) is a regular file of bounded size."""
+    if stat.S_ISLNK(info.st_mode):
+        raise YamlFileError("%s: is a symbolic link; refusing to read or write through it (remove the link, "
+                            "the next run writes the file)" % path)
+    if stat.S_ISDIR(info.st_mode):
+        raise YamlFileError("%s: is a directory, expected a YAML file" % path)
+    if not stat.S_ISREG(info.st_mode):
+        raise YamlFileError("%s: is not a regular file (a FIFO, socket or device); refusing to use it" % path)
+    if info.st_size > MAX_FILE_BYTES:
+        raise YamlFileError("%s: is %d bytes, more than the %d a config file may have"
+                            % (path, info.st_size, MAX_FILE_BYTES))
+
+
 def read_text(path):
-    """Return the text of `path`, or raise YamlFileError saying why it cannot be read."""
+    """Return the text of `path`, or raise YamlFileError saying why it cannot be read.
+
+    A directory that another user can write may hold a link planted there: the file is
+    opened without following links and without blocking (a FIFO), and must be a regular
+    file of bounded size.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise YamlFileError("%s: file does not exist" % path) from None
-    except IsADirectoryError:
-        raise YamlFileError("%s: is a directory, expected a YAML file" % path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if os.path.islink(path):
+            check_regular_file(path, os.lstat(path))
+        raise YamlFileError("%s: cannot read: %s" % (path, exc)) from None
+    try:
+        check_regular_file(path, os.fstat(fd))
+    except YamlFileError:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlFileError("%s: is more than the %d bytes a config file may have" % (path, MAX_FILE_BYTES))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise YamlFileError("%s: cannot read: %s" % (path, exc)) from None
 
 
@@ -459,14 +494,19 @@ def deep_merge(base, extra):
 def atomic_write(path, text):
     """Replace `path` with `text` atomically; an existing file keeps its owner, group and mode.
 
+    A link, FIFO, device or directory at `path` is refused (YamlFileError), never followed.
+
     A new file is created with mode 0600 (callers set the final mode).
     """
-    path = os.path.realpath(path)  # replace a symlink's target, not the symlink
-    directory = os.path.dirname(path)
+    # Never through a link: a bridge may plant config.yaml -> /root/.ssh/authorized_keys
+    # in the directory it can write.
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        current = os.stat(path)
+        current = os.lstat(path)
     except FileNotFoundError:
         current = None
+    if current is not None:
+        check_regular_file(path, current)
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

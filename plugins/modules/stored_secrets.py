@@ -14,7 +14,10 @@ description:
     generating missing ones with a cryptographically secure random generator, and returns all
     of them.
   - Existing secrets are never changed, so database passwords and tokens stay stable across
-    runs and controllers. New files are written atomically with mode C(0600).
+    runs and controllers. New files are written atomically with mode C(0600); an existing
+    file whose mode was loosened (say to C(0644)) is made C(0600) again and reported.
+  - A secret file must be a small regular file; a symbolic link, FIFO or device in its place
+    is refused with a message naming it, never followed.
   - One call serves any number of secrets, so a run that changes nothing costs one module run.
 author:
   - Switchboard developers (@switchboard)
@@ -69,6 +72,12 @@ secrets:
   returned: success
   type: dict
   sample: {postgres-synapse: 8c1f0a7e3b92d4c6a5f1e0b7c3d2a9f4e8b1c6d5a3f2e7b0}
+repaired:
+  description: Names of existing secrets whose file mode was made 0600 again (or would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [postgres-synapse]
 created:
   description: Names of the secrets created by this run (or that would be, in check mode).
   returned: success

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 from matrix_dm import ask_in_a_dm
+from nio import AsyncClient, LoginResponse
 from playbook_runs import ansible_playbook
 
 SERVER = "switchboard.test"
@@ -169,6 +170,29 @@ def test_bot_answers_a_dm(host, homeserver_url, register_user):
     register_user("bob", "bob-password")
     answers = asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))
     assert answers
+
+
+def test_bot_refuses_an_invite_from_someone_not_allowed(homeserver_url, register_user):
+    """bot_allowed_inviters names bob and alice: mallory's invite is refused, the bot never joins."""
+    register_user("mallory", "mallory-password")
+
+    async def invite_and_watch():
+        client = AsyncClient(homeserver_url, f"@mallory:{SERVER}")
+        try:
+            assert isinstance(await client.login("mallory-password"), LoginResponse)
+            room = await client.room_create(is_direct=True, invite=[BOT])
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                state = await client.room_get_state_event(room.room_id, "m.room.member", BOT)
+                membership = getattr(state, "content", {}).get("membership")
+                if membership != "invite":
+                    return membership
+                await asyncio.sleep(0.5)
+            return "still invited"
+        finally:
+            await client.close()
+
+    assert asyncio.run(invite_and_watch()) == "leave"
 
 
 def test_bot_token_is_kept_in_a_private_file(host):

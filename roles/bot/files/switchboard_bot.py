@@ -1,6 +1,6 @@
 # Copyright: Switchboard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Switchboard's default Matrix bot: answers `!ping` and `help`, joins rooms it is invited to.
+"""Switchboard's default Matrix bot: answers `!ping` and `help` in rooms its homeserver's users invite it to.
 
 Python 3 standard library only. Settings come from the environment:
 
@@ -10,10 +10,14 @@ Python 3 standard library only. Settings come from the environment:
   MATRIX_USER_ID             the bot's own user ID (asked from the homeserver when unset)
   MATRIX_BOT_DISPLAYNAME     display name to set at start (unset: leave it)
   MATRIX_BOT_HEARTBEAT_FILE  touched after each successful sync (default /tmp/switchboard-bot.heartbeat)
+  MATRIX_BOT_ALLOWED_INVITERS  whose invites it accepts: server names and user ID globs
+                             (@*:example.org), space-separated; default its own server.
+                             Other invites are refused (the bot leaves).
 
 `switchboard_bot.py --healthcheck` exits 0 when the heartbeat is fresh (the image's HEALTHCHECK).
 """
 
+import fnmatch
 import json
 import os
 import signal
@@ -95,13 +99,36 @@ def notice(text, reply_to=None):
     return content
 
 
+def inviter_allowed(user_id, allowed):
+    """Whether `user_id` may invite the bot: each allowed entry is a server name (its
+    users) or a user ID glob such as @*:example.org or @alice:example.org."""
+    if not isinstance(user_id, str) or not user_id.startswith("@") or ":" not in user_id:
+        return False
+    server = user_id.split(":", 1)[1]
+    return any(server == entry if not entry.startswith("@") else fnmatch.fnmatchcase(user_id, entry)
+               for entry in allowed)
+
+
+def inviter(room, user_id):
+    """Who invited `user_id` to an invited room, from its stripped state (None if unknown)."""
+    for event in ((room or {}).get("invite_state") or {}).get("events") or []:
+        if (isinstance(event, dict) and event.get("type") == "m.room.member" and event.get("state_key") == user_id
+                and (event.get("content") or {}).get("membership") == "invite"):
+            return event.get("sender")
+    return None
+
+
 class Bot:
     """Turns sync responses into actions; knows nothing about HTTP.
 
-    Actions are tuples: ("join", room_id) and ("send", room_id, content)."""
+    Actions are tuples: ("join", room_id), ("leave", room_id) (an invite refused) and
+    ("send", room_id, content)."""
 
-    def __init__(self, user_id):
+    def __init__(self, user_id, allowed_inviters=None):
         self.user_id = user_id
+        # Default: users of the bot's own homeserver only, so a stranger cannot pull it
+        # into huge federated rooms.
+        self.allowed_inviters = allowed_inviters or [user_id.split(":", 1)[-1]]
         self.next_batch = None
         self.warned_encrypted = set()
 
@@ -109,7 +136,8 @@ class Bot:
         first = self.next_batch is None
         self.next_batch = response.get("next_batch", self.next_batch)
         rooms = response.get("rooms") or {}
-        actions = [("join", room_id) for room_id in sorted(rooms.get("invite") or {})]
+        actions = [("join" if inviter_allowed(inviter(room, self.user_id), self.allowed_inviters) else "leave", room_id)
+                   for room_id, room in sorted((rooms.get("invite") or {}).items())]
         if first:
             # The first sync is history: never answer it, only take pending invites.
             return actions
@@ -166,6 +194,8 @@ def read_settings(environ):
         "user_id": environ.get("MATRIX_USER_ID") or "",
         "displayname": environ.get("MATRIX_BOT_DISPLAYNAME") or "",
         "heartbeat_file": environ.get("MATRIX_BOT_HEARTBEAT_FILE") or DEFAULT_HEARTBEAT_FILE,
+        # Space-separated server names and user ID globs; empty: the bot's own server.
+        "allowed_inviters": (environ.get("MATRIX_BOT_ALLOWED_INVITERS") or "").split(),
     }
 
 
@@ -231,6 +261,9 @@ class Client:
     def join(self, room_id):
         self.request("POST", "/_matrix/client/v3/rooms/%s/join" % urllib.parse.quote(room_id, safe=""), body={})
 
+    def leave(self, room_id):
+        self.request("POST", "/_matrix/client/v3/rooms/%s/leave" % urllib.parse.quote(room_id, safe=""), body={})
+
     def send(self, room_id, content):
         self._txn += 1
         path = "/_matrix/client/v3/rooms/%s/send/m.room.message/%s-%d" % (
@@ -265,7 +298,7 @@ def run(settings):
             client.set_displayname(user_id, settings["displayname"])
         except (MatrixError, OSError, ValueError) as err:
             log("cannot set my display name: %s" % err)
-    bot = Bot(user_id)
+    bot = Bot(user_id, settings.get("allowed_inviters"))
     filter_json = json.dumps(SYNC_FILTER, separators=(",", ":"))
     log("running as %s against %s" % (user_id, settings["homeserver_url"]))
     failures = 0
@@ -293,6 +326,9 @@ def run(settings):
                 if action[0] == "join":
                     client.join(action[1])
                     log("joined %s" % action[1])
+                elif action[0] == "leave":
+                    client.leave(action[1])
+                    log("refused the invite to %s: the inviter is not in MATRIX_BOT_ALLOWED_INVITERS" % action[1])
                 else:
                     client.send(action[1], action[2])
             except (MatrixError, OSError, ValueError) as err:

@@ -22,12 +22,19 @@ def message(body, sender=ALICE, msgtype="m.text", event_id="$e1", **content):
             "content": dict({"msgtype": msgtype, "body": body}, **content)}
 
 
+def invited_by(sender, invitee=ME):
+    return {"invite_state": {"events": [
+        {"type": "m.room.create", "sender": sender, "state_key": "", "content": {}},
+        {"type": "m.room.member", "sender": sender, "state_key": invitee, "content": {"membership": "invite"}}]}}
+
+
 def sync(next_batch, join=None, invite=None):
+    """invite: room IDs (invited by ALICE, a user of the bot's server) or {room: invited_by(...)}."""
     rooms = {}
     if join is not None:
         rooms["join"] = {room: {"timeline": {"events": events}} for room, events in join.items()}
     if invite is not None:
-        rooms["invite"] = {room: {"invite_state": {"events": []}} for room in invite}
+        rooms["invite"] = invite if isinstance(invite, dict) else {room: invited_by(ALICE) for room in invite}
     return {"next_batch": next_batch, "rooms": rooms}
 
 
@@ -205,3 +212,33 @@ def test_sync_filter_is_small():
     assert room["ephemeral"] == {"not_types": ["*"]}
     assert bot.SYNC_FILTER["presence"] == {"not_types": ["*"]}
     assert json.loads(json.dumps(bot.SYNC_FILTER)) == bot.SYNC_FILTER
+
+
+def test_invites_from_other_servers_are_refused_by_default():
+    b = running_bot()
+    actions = b.handle_sync(sync("s2", invite={"!spam:evil.example": invited_by("@spammer:evil.example"),
+                                               "!ok:example.org": invited_by(ALICE),
+                                               "!forged:example.org": invited_by(ALICE, invitee="@other:example.org"),
+                                               "!unknown:example.org": {}}))
+    assert actions == [("leave", "!forged:example.org"), ("join", "!ok:example.org"),
+                       ("leave", "!spam:evil.example"), ("leave", "!unknown:example.org")]
+
+
+@pytest.mark.parametrize("allowed, inviter, joins", [
+    (["example.org", "friends.example"], "@bob:friends.example", True),
+    (["@alice:*"], "@alice:elsewhere.example", True),
+    (["@alice:*"], "@mallory:example.org", False),
+    (["example.org"], "@bob:example.org.evil.example", False),
+    (["example.org"], "not-a-user-id", False),
+])
+def test_allowed_inviters(allowed, inviter, joins):
+    b = bot.Bot(ME, allowed)
+    assert b.handle_sync(sync("s1", invite={"!r:x": invited_by(inviter)})) == [("join" if joins else "leave", "!r:x")]
+
+
+def test_settings_read_the_allowed_inviters(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n")
+    settings = bot.read_settings({"MATRIX_HOMESERVER_URL": "http://synapse:8008", "MATRIX_ACCESS_TOKEN_FILE": str(token),
+                                  "MATRIX_BOT_ALLOWED_INVITERS": "example.org @alice:*"})
+    assert settings["allowed_inviters"] == ["example.org", "@alice:*"]

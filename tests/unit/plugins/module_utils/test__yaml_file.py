@@ -158,12 +158,40 @@ def test_atomic_write_new_file_is_private(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_atomic_write_through_symlink_keeps_link(tmp_path):
+def test_atomic_write_refuses_a_link_and_leaves_its_target_alone(tmp_path):
+    """A link planted where a config goes (config.yaml -> /root/.ssh/authorized_keys) is never written through."""
     target = _write(tmp_path, "old\n")
     link = tmp_path / "link.yaml"
     link.symlink_to(target)
-    atomic_write(str(link), "new\n")
-    assert link.is_symlink() and target.read_text() == "new\n"
+    with pytest.raises(YamlFileError, match="is a symbolic link"):
+        atomic_write(str(link), "new\n")
+    assert link.is_symlink() and target.read_text() == "old\n"
+
+
+def test_atomic_write_refuses_a_dangling_link(tmp_path):
+    link = tmp_path / "link.yaml"
+    link.symlink_to(tmp_path / "elsewhere" / "created-by-root")
+    with pytest.raises(YamlFileError, match="is a symbolic link"):
+        atomic_write(str(link), "new\n")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "dev-zero-link", "too big"])
+def test_reading_refuses_what_is_not_a_small_regular_file(tmp_path, kind):
+    """Links, FIFOs (a hang) and /dev/zero (memory) are refused at once with a message naming the path."""
+    path = tmp_path / "registration.yaml"
+    if kind == "link":
+        path.symlink_to(_write(tmp_path, "a: 1\n"))
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero-link":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_bytes(b"#" * (_yaml_file.MAX_FILE_BYTES + 1))
+    with pytest.raises(YamlFileError) as refused:
+        load_plain(str(path))
+    assert str(refused.value).startswith(str(path))
+    assert any(words in str(refused.value) for words in ("symbolic link", "not a regular file", "more than"))
 
 
 def test_atomic_write_failure_keeps_original(tmp_path):

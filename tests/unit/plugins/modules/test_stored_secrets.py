@@ -50,7 +50,7 @@ def test_check_mode_writes_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("name", ["../escape", "", ".hidden", "a/b"])
+@pytest.mark.parametrize("name", ["../escape", "", ".hidden", "a/b", "token\n"])
 def test_bad_names_are_refused(tmp_path, name):
     result = run(dict(directory=str(tmp_path), names=[name]))
     assert result["failed"] and "names must be" in result["msg"] and str(tmp_path) in result["msg"]
@@ -60,3 +60,36 @@ def test_bad_names_are_refused(tmp_path, name):
 def test_short_length_refused(tmp_path):
     result = run(dict(directory=str(tmp_path), names=["x"], length=8))
     assert result["failed"] and "length" in result["msg"]
+
+
+def test_a_loosened_file_is_made_private_again(tmp_path):
+    first = run(dict(directory=str(tmp_path), names=["db"]))
+    os.chmod(tmp_path / "db", 0o644)
+    checked = run(dict(directory=str(tmp_path), names=["db"]), check_mode=True)
+    assert checked["changed"] is True and checked["repaired"] == ["db"]
+    assert stat.S_IMODE(os.stat(tmp_path / "db").st_mode) == 0o644
+    repaired = run(dict(directory=str(tmp_path), names=["db"]))
+    assert repaired["changed"] is True and repaired["repaired"] == ["db"] and repaired["created"] == []
+    assert stat.S_IMODE(os.stat(tmp_path / "db").st_mode) == 0o600
+    assert repaired["secrets"] == first["secrets"]
+    assert run(dict(directory=str(tmp_path), names=["db"]))["changed"] is False
+
+
+@pytest.mark.parametrize("kind", ["link", "dangling link", "fifo", "directory"])
+def test_what_is_not_a_regular_file_is_refused(tmp_path, kind):
+    target = tmp_path / "outside"
+    target.write_text("not a secret\n")
+    path = tmp_path / "secrets" / "db"
+    path.parent.mkdir()
+    if kind == "link":
+        path.symlink_to(target)
+    elif kind == "dangling link":
+        path.symlink_to(tmp_path / "created-by-root")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    result = run(dict(directory=str(path.parent), names=["db"]))
+    assert result["failed"] and str(path) in result["msg"], result
+    assert target.read_text() == "not a secret\n"
+    assert not (tmp_path / "created-by-root").exists()

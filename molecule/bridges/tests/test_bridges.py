@@ -51,7 +51,7 @@ def in_synapse_container(host, url, token, method="GET"):
               "except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n")
     out = host.check_output("docker exec -e TOKEN=%s synapse python -c %s %s %s",
                             token, script, url, method)
-    status, _, body = out.partition("\n")
+    status, body = out.split("\n", 1)
     return int(status), body
 
 

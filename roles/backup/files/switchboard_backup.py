@@ -232,7 +232,7 @@ def in_tree(name, tree):
 
 
 def is_id(value):
-    return type(value) is int and 0 <= value <= 65535  # not bool, not "0"
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535  # not bool, not "0"
 
 
 def postgres_problem(entry):

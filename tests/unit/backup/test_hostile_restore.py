@@ -124,11 +124,11 @@ HOSTILE = [
     pytest.param([], dict(postgres=[dict(PG, file="dumps/postgres/../../../outside/victim")]),
                  "has file 'dumps/postgres/../../../outside/victim': it must be dumps/postgres/synapse.dump",
                  id="postgres-file-dotdot"),
-    pytest.param([entry('dumps/postgres/syn"apse.dump')], dict(postgres=[dict(name='syn"apse', owner="synapse",
-                                                                             file='dumps/postgres/syn"apse.dump')]),
+    pytest.param([entry('dumps/postgres/syn"apse.dump')],
+                 dict(postgres=[dict(name='syn"apse', owner="synapse", file='dumps/postgres/syn"apse.dump')]),
                  "has name 'syn\"apse': it must match", id="postgres-name-quote"),
-    pytest.param([entry("dumps/postgres/a/b.dump")], dict(postgres=[dict(name="a/b", owner="synapse",
-                                                                        file="dumps/postgres/a/b.dump")]),
+    pytest.param([entry("dumps/postgres/a/b.dump")],
+                 dict(postgres=[dict(name="a/b", owner="synapse", file="dumps/postgres/a/b.dump")]),
                  "has name 'a/b': it must match", id="postgres-name-slash"),
     pytest.param([entry(PG["file"])], dict(postgres=[dict(PG, owner="synapse\n")]),
                  "has owner 'synapse\\\\n': it must match", id="postgres-owner-newline"),
@@ -244,8 +244,8 @@ def test_a_good_archive_restores_and_its_dumps_load(host, monkeypatch):
     assert not (root / "matrix" / "synapse" / "homeserver.db-wal").exists()
     assert result["staging"].startswith(str(root / "matrix" / "backups" / ".restore-"))
     loaded = []  # (database, dump) that pg_restore would get
-    monkeypatch.setattr(backup, "run", lambda argv, stdin=None: loaded.append((argv[argv.index("--dbname") + 1],
-                                                                                stdin.read())))
+    monkeypatch.setattr(backup, "run",
+                        lambda argv, stdin=None: loaded.append((argv[argv.index("--dbname") + 1], stdin.read())))
     backup.databases(dict(staging=result["staging"], postgres=result["postgres"], postgres_container="postgres",
                           postgres_superuser="postgres"))
     assert loaded == [("synapse", b"PGDMP dump")]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
@@ -15,6 +16,7 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
     deep_merge,
     load_plain,
     make_diff,
+    mask_secrets,
     atomic_write,
     same_data,
 )
@@ -36,8 +38,10 @@ def run_config_file(module):
     if changed:
         text = params["header"] + Document.new(path).dump(wanted)
         if module._diff:
-            before = "" if current is None else Document.new(path).dump(current)
-            result["diff"] = make_diff(path, before, text)
+            # Old and new values of the secrets never show; the rest of the file does.
+            hidden_before, hidden_after = mask_secrets(copy.deepcopy(current), copy.deepcopy(wanted))
+            before = "" if current is None else Document.new(path).dump(hidden_before)
+            result["diff"] = make_diff(path, before, params["header"] + Document.new(path).dump(hidden_after))
         if not module.check_mode:
             directory = os.path.dirname(path)
             if not os.path.isdir(directory):

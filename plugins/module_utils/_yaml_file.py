@@ -16,6 +16,7 @@ import fnmatch
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 import traceback
@@ -44,6 +45,10 @@ else:
 
 MASK = "********"
 MASK_CHANGED = "******** (changed)"
+# Keys whose values no diff shows, wherever they are in a file (case-insensitive globs).
+SECRET_LIKE_KEYS = ("*token*", "*secret*", "*password*", "*passwd*", "*pass", "*key", "*pickle*", "*hash*")
+# user:password@ in a connection string (postgres://user:password@host/db).
+_DSN_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)")
 
 # Synapse and the bridges read YAML with PyYAML, which implements YAML 1.1: there
 # `yes`/`no`/`on`/`off` are booleans. Load and dump with the same rules so that a value
@@ -210,18 +215,50 @@ class Document:
             same = False
         return spliced if same else edited
 
-    def masked_texts(self, secret_paths):
-        """Before and after texts for a diff, with the values at `secret_paths` hidden.
+    def masked_texts(self, secret_paths=()):
+        """Before and after texts for a diff, with secrets hidden.
 
-        Each path is a tuple of keys, and a key may be an fnmatch pattern (`*password*`).
-        A secret that changes shows as MASK_CHANGED on the after side.
+        Hidden: the values at `secret_paths` (tuples of keys, each may be an fnmatch
+        pattern such as `*password*`), every value under a secret-like key anywhere
+        (SECRET_LIKE_KEYS) and the password in connection strings. A secret that changes
+        shows as MASK_CHANGED on the after side.
         """
         before = _parse(_round_trip_yaml(), self.text, self.path) if self.text else None
-        after = copy.deepcopy(self.data)
-        for secret_path in secret_paths:
-            _mask(after, before, secret_path, MASK_CHANGED)
-            _mask(before, None, secret_path, MASK)
+        before, after = mask_secrets(before, copy.deepcopy(self.data), secret_paths)
         return (self.dump(before) if before is not None else ""), self.dump(after)
+
+
+def mask_secrets(before, after, secret_paths=()):
+    """(before, after) data with secrets hidden (see Document.masked_texts); changes them in place."""
+    for secret_path in secret_paths:
+        _mask(after, before, secret_path, MASK_CHANGED)
+        _mask(before, None, secret_path, MASK)
+    _mask_secret_like(after, before, MASK_CHANGED)
+    _mask_secret_like(before, None, MASK)
+    return before, after
+
+
+def is_secret_like(key):
+    return isinstance(key, str) and any(fnmatch.fnmatchcase(key.lower(), pattern) for pattern in SECRET_LIKE_KEYS)
+
+
+def _mask_secret_like(node, reference, changed_mask):
+    """Hide values under secret-like keys and DSN passwords, in place, at any depth."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(reference, dict):
+            other = reference.get(key)
+        elif isinstance(reference, list) and isinstance(key, int) and key < len(reference):
+            other = reference[key]
+        else:
+            other = None
+        if isinstance(value, (dict, list)):
+            _mask_secret_like(value, other, changed_mask)
+        elif value is not None and is_secret_like(key):
+            node[key] = MASK if reference is None or same_data(value, other) else changed_mask
+        elif isinstance(value, str) and _DSN_PASSWORD.search(value):
+            hidden = MASK if reference is None or same_data(value, other) else changed_mask
+            node[key] = _DSN_PASSWORD.sub(lambda match: match.group(1) + hidden + match.group(2), value)
 
 
 def _mask(node, reference, secret_path, changed_mask):
@@ -242,18 +279,21 @@ def _mask(node, reference, secret_path, changed_mask):
 def write_if_changed(module, document, changed, secret_paths=()):
     """Finish an edit of `document`: the `changed` and `diff` results, and the write.
 
-    Nothing is written in check mode. With `secret_paths`, the diff shows those values
-    masked (see masked_texts); otherwise it shows the exact file texts.
+    Nothing is written in check mode. The diff never shows a secret: those at
+    `secret_paths` and every secret-like key are masked (see masked_texts).
     """
     result = {"changed": changed}
     if not changed:
         return result
     text = document.render()
     if module._diff:
-        if secret_paths:
-            before, after = document.masked_texts(secret_paths)
+        before_data = _parse(_round_trip_yaml(), document.text, document.path) if document.text else None
+        hidden_before, hidden_after = mask_secrets(copy.deepcopy(before_data), copy.deepcopy(document.data),
+                                                   secret_paths)
+        if same_data(hidden_before, before_data) and same_data(hidden_after, document.data):
+            before, after = document.text, text  # nothing to hide: the exact texts
         else:
-            before, after = document.text, text
+            before, after = document.masked_texts(secret_paths)
         result["diff"] = make_diff(document.path, before, after)
     if not module.check_mode:
         atomic_write(document.path, text)

@@ -115,6 +115,7 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
     YamlFileError,
     deep_merge,
     delete_key,
+    is_secret_like,
     load_mapping,
     require_ruamel,
     set_key,
@@ -158,9 +159,11 @@ def main():
         module.fail_json(msg=str(exc))
     for key, wanted in module.params["expect"].items():
         if document.data.get(key) != wanted:
+            # A secret-like key's values are not shown (a database password would be).
+            found, expected = ("(hidden)", "(hidden)") if is_secret_like(key) else (document.data.get(key), wanted)
             module.fail_json(msg="%s: key '%s' is %r, expected %r. Refusing to change this file; "
-                                 "if the value is right, fix the variable that set %r."
-                                 % (module.params["path"], key, document.data.get(key), wanted, wanted))
+                                 "if the value is right, fix the variable that sets it."
+                                 % (module.params["path"], key, found, expected))
 
     file_order = list(document.data) + [key for key in settings if key not in document.data]
     changed_keys = {key for key, value in settings.items() if set_key(document.data, key, value)}

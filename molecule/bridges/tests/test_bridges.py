@@ -173,3 +173,13 @@ def test_stand_in_bot_answers_and_says_what_it_is(register_user, homeserver_url,
     replies = asyncio.run(ask_in_a_dm(homeserver_url, user_id, password, f"@{BRIDGES[name][0]}:{SERVER}",
                                       "help", "stand-in"))
     assert any(BRIDGES[name][1] in reply for reply in replies), replies
+
+
+@pytest.mark.parametrize("name", sorted(BRIDGES))
+def test_bridge_containers_are_unprivileged(host, name):
+    """Own uid, no capability, no privilege gain, no port on the host (none is published by default)."""
+    container = json.loads(host.check_output(f"docker inspect {BRIDGES[name][1]}"))[0]
+    assert container["Config"]["User"] == "1337:1337"
+    assert container["HostConfig"]["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in container["HostConfig"]["SecurityOpt"]
+    assert not container["HostConfig"]["PortBindings"]

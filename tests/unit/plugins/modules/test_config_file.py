@@ -76,3 +76,27 @@ def test_missing_directory_is_named(tmp_path):
     path = tmp_path / "nope" / "config.yaml"
     result = run(dict(path=str(path), content=CONTENT))
     assert result["failed"] and str(tmp_path / "nope") in result["msg"]
+
+
+def test_diff_never_shows_old_or_new_secrets(tmp_path):
+    """The old values are not parameters (no_log cannot hide them): the diff masks every secret-like key."""
+    path = tmp_path / "config.yaml"
+    old_secrets = {"appservice": {"as_token": "old-as-token-1", "hs_token": "old-hs-token-2"},
+                   "database": {"uri": "postgres://whatsapp:old-db-password@postgres/whatsapp"},
+                   "provisioning": {"shared_secret": "old-provisioning-secret"},
+                   "encryption": {"pickle_key": "old-pickle-key"}}
+    run(dict(path=str(path), content=CONTENT, secret_content=old_secrets))
+    new_secrets = {"appservice": {"as_token": "new-as-token-1", "hs_token": "old-hs-token-2"},
+                   "database": {"uri": "postgres://whatsapp:new-db-password@postgres/whatsapp"},
+                   "provisioning": {"shared_secret": "new-provisioning-secret"},
+                   "encryption": {"pickle_key": "old-pickle-key"}}
+    result = run(dict(path=str(path), content=dict(CONTENT, network={"port": 1}), secret_content=new_secrets), diff=True)
+    text = result["diff"]["before"] + result["diff"]["after"]
+    for secret in ("old-as-token-1", "old-hs-token-2", "old-db-password", "old-provisioning-secret", "old-pickle-key",
+                   "new-as-token-1", "new-db-password", "new-provisioning-secret"):
+        assert secret not in text, secret
+    assert "as_token: '******** (changed)'" in result["diff"]["after"]
+    assert "hs_token: '********'" in result["diff"]["after"]
+    assert "postgres://whatsapp:******** (changed)@postgres/whatsapp" in result["diff"]["after"]
+    assert "network" in result["diff"]["after"] and "network" not in result["diff"]["before"]
+    assert yaml.safe_load(path.read_text())["provisioning"]["shared_secret"] == "new-provisioning-secret"

@@ -193,3 +193,23 @@ def test_secret_settings_complete_a_mapping_from_settings(hs):
     database = yaml.safe_load(hs.read_text())["database"]
     assert database == {"name": "psycopg2", "args": {"user": "synapse", "host": "postgres", "password": "pg-secret-123"}}
     assert "pg-secret-123" not in str(result)
+
+
+def test_diff_masks_secrets_it_does_not_list(hs):
+    """An OIDC client_secret deep in a list, and a password in a connection string, are masked too."""
+    hs.write_text(HOMESERVER + "oidc_providers:\n  - idp_id: sso\n    client_secret: old-oidc-secret\n"
+                  "redis:\n  dsn: redis://:old-redis-pw@redis:6379\n")
+    settings = {"oidc_providers": [{"idp_id": "sso", "client_secret": "new-oidc-secret"}], "report_stats": True}
+    result, failed = run(dict(path=str(hs), settings=settings), diff=True)
+    assert not failed and result["changed"]
+    text = result["diff"]["before"] + result["diff"]["after"]
+    for secret in ("old-oidc-secret", "new-oidc-secret", "old-redis-pw", "old-shared-secret", "old-macaroon"):
+        assert secret not in text, secret
+    assert "client_secret: '******** (changed)'" in result["diff"]["after"]
+
+
+def test_expect_failure_on_a_secret_shows_no_value(hs):
+    hs.write_text(HOMESERVER.replace("enable_registration: false", "database_password: current-db-pw"))
+    result, failed = run(dict(path=str(hs), settings={}, expect={"database_password": "wanted-db-pw"}))
+    assert failed and "database_password" in result["msg"]
+    assert "current-db-pw" not in result["msg"] and "wanted-db-pw" not in result["msg"]

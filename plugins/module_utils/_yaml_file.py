@@ -144,14 +144,35 @@ def load_plain(path):
         loader.version = _YAML_VERSION
         return _parse(loader, text, path)
     try:
-        return pyyaml.load(text, Loader=getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader))
+        return check_expanded_size(pyyaml.load(text, Loader=getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)), path)
     except pyyaml.YAMLError as exc:
         raise YamlFileError("%s: invalid YAML: %s" % (path, exc)) from None
 
 
+# Aliases let a small file stand for a huge tree (a "billion laughs" file): more nodes
+# than any config of ours has, once expanded, and the file is refused.
+MAX_EXPANDED_NODES = 200000
+
+
+def check_expanded_size(data, path):
+    """Raise YamlFileError when `data`, with its aliases expanded, has more than MAX_EXPANDED_NODES nodes."""
+    count, pending = 0, [data]
+    while pending:
+        node = pending.pop()
+        count += 1
+        if count > MAX_EXPANDED_NODES:
+            raise YamlFileError("%s: expands to more than %d values (YAML aliases nested too deep?); "
+                                "refusing to read it" % (path, MAX_EXPANDED_NODES))
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return data
+
+
 def _parse(yaml, text, path):
     try:
-        return yaml.load(text)
+        return check_expanded_size(yaml.load(text), path)
     except YAMLError as exc:
         raise YamlFileError("%s: invalid YAML: %s" % (path, exc)) from None
 

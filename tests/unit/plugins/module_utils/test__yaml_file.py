@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from unittest import mock
 
 import pytest
@@ -213,3 +214,18 @@ def test_require_ruamel_fails_with_standard_message():
         _yaml_file.require_ruamel(module)
     message = module.fail_json.call_args.kwargs["msg"]
     assert "ruamel.yaml" in message and "Failed to import" in message
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    "%s: &%s [%s]\n" % (chr(ord("a") + level), chr(ord("a") + level), ", ".join(["*" + chr(ord("a") + level - 1)] * 9))
+    for level in range(1, 9))
+
+
+@pytest.mark.parametrize("load", [load_plain, load_mapping])
+def test_an_alias_bomb_is_refused_quickly(tmp_path, load):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(BOMB)
+    started = time.monotonic()
+    with pytest.raises(YamlFileError, match="expands to more than"):
+        load(str(path))
+    assert time.monotonic() - started < 5

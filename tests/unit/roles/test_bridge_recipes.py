@@ -148,3 +148,12 @@ def test_default_releases_are_published_upstream(name, flavor):
     assert version in PUBLISHED[name]
     image = defaults[f"bridge_{name}_image"]
     assert image.endswith(f":{{{{ bridge_{name}_version }}}}"), image
+
+
+@pytest.mark.parametrize("name, flavor", [("telegram", "legacy"), ("whatsapp", None), ("discord", None)])
+def test_a_display_name_with_emoji_renders(tmp_path, name, flavor):
+    extra = {f"bridge_{name}_bot_displayname": "Bridge bot \U0001F916 – café"}
+    if flavor:
+        extra[f"bridge_{name}_flavor"] = flavor
+    config = resolve(tmp_path, name, **extra)["config"]
+    assert "Bridge bot \U0001F916 – café" in json.dumps(config["appservice"], ensure_ascii=False)

@@ -253,6 +253,10 @@ def main():
         ),
         supports_check_mode=True,
     )
+    # The fingerprint walks these trees: a relative path or the root would walk the whole host.
+    bad = [path for path in module.params["paths"] if not os.path.isabs(path) or not path.strip("/")]
+    if bad:
+        module.fail_json(msg="paths must be absolute directories below /, got %s" % ", ".join(repr(p) for p in bad))
     state = module.params["state"]
     if state == "probe":
         probe(module, module.params)

@@ -142,3 +142,11 @@ def test_the_code_digest_follows_the_collection_code(tmp_path):
     assert code_digest(str(tmp_path)) == first
     (tmp_path / "roles" / "synapse" / "tasks" / "main.yml").write_text("- name: two\n")
     assert code_digest(str(tmp_path)) != first
+
+
+@pytest.mark.parametrize("paths", [["/"], ["matrix"], ["//"]])
+def test_the_root_or_a_relative_path_is_refused(tmp_path, docker, paths):
+    result = run(dict(state="record", path=str(tmp_path / "state.json"), inputs_digest="x", paths=paths,
+                      docker_network="matrix"))
+    assert result["failed"] and "paths must be absolute directories below /" in result["msg"]
+    assert not (tmp_path / "state.json").exists()

@@ -57,6 +57,7 @@ def test_containers_are_hardened(host, name):
     container = inspect(host, name)
     assert container["HostConfig"]["Privileged"] is False
     assert "no-new-privileges:true" in container["HostConfig"]["SecurityOpt"]
+    assert container["HostConfig"]["CapDrop"] == ["ALL"]
     assert container["Config"]["User"] not in ("", "0", "root", "0:0")
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from conftest import SCRATCH, record, vps
+from conftest import SCRATCH, record, site, vps
 
 HS = "/matrix/synapse/data/homeserver.yaml"
 
@@ -45,6 +45,21 @@ def test_cold_converge_log_is_complete_and_verbose():
         log = handle.read()
     assert "PLAY RECAP" in log and "failed=0" in log
     assert "<switchboard-vps-reliability> ESTABLISH DOCKER CONNECTION" in log  # really -vvv
+
+
+def test_diff_runs_after_hand_edits(generated_secrets):
+    """--check --diff and --diff runs after hand edits print the files' diffs at -vvv; their logs
+    go into the secrets grep below (the configs hold tokens, database URIs, provisioning secrets)."""
+    vps("echo 'hand_edit: true' >> /matrix/bridges/whatsapp/config.yaml")
+    checked = site("diff-check-run", "--check", "--diff", "-vvv")
+    assert checked.rc == 0, checked.output[-3000:]
+    assert "+hand_edit: true" not in checked.output and "-hand_edit: true" in checked.output
+    vps(f"sed -i 's/^report_stats: .*/report_stats: true/' {HS}")
+    repaired = site("diff-run", "--diff", "-vvv")
+    assert repaired.rc == 0, repaired.output[-3000:]
+    assert "-hand_edit: true" in repaired.output and "-report_stats: true" in repaired.output
+    assert "hand_edit" not in vps("cat /matrix/bridges/whatsapp/config.yaml").stdout
+    assert generated_secrets  # the grep below reads these logs
 
 
 def test_no_secret_in_any_output(generated_secrets):

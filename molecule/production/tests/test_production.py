@@ -99,4 +99,5 @@ def test_go_telegram_config_passes_upstreams_start_checks(host, http):
                          (("encryption", "pickle_key"), "pickle-key"),
                          (("public_media", "signing_key"), "public-media-key")):
         assert config[path[0]][path[1]] == host.file(f"/matrix/secrets/bridge-telegram-{secret}").content_string.strip()
-    assert "stand-in for mautrix-telegram" in host.check_output("docker logs mautrix-telegram 2>&1")
+    log = host.check_output("docker logs mautrix-telegram 2>&1")
+    assert "stand-in for go.mau.fi/mautrix-telegram@v0.2608.0" in log and "config accepted" in log

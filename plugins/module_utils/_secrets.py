@@ -12,7 +12,11 @@ import re
 import secrets
 import stat
 
-from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import atomic_write
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    YamlFileError,
+    atomic_write,
+    read_regular_file,
+)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # A secret is one line; anything bigger is not ours.
@@ -27,24 +31,15 @@ def new_secret(length):
 def read_secret(path):
     """(secret, mode) of the file at `path`; (None, None) when it does not exist or is empty.
 
-    Opened without following a link or blocking on a FIFO: it must be a small regular file.
+    Read as every file run as root is (read_regular_file): never through a link, never
+    blocking on a FIFO, a small regular file only.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None, None
-    except OSError as exc:
-        if os.path.islink(path):
-            raise ValueError("%s is a symbolic link; refusing to read through it (remove it)" % path) from None
-        raise
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise ValueError("%s is not a regular file; refusing to use it (remove it)" % path)
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_SECRET_BYTES + 1)
-    if len(data) > MAX_SECRET_BYTES:
-        raise ValueError("%s is larger than %d bytes: not a secret of ours" % (path, MAX_SECRET_BYTES))
+    try:
+        data, info = read_regular_file(path, MAX_SECRET_BYTES)
+    except YamlFileError as exc:
+        raise ValueError(str(exc)) from None
     return data.decode("utf-8", errors="replace").strip() or None, stat.S_IMODE(info.st_mode)
 
 

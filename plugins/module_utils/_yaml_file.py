@@ -69,8 +69,8 @@ class YamlFileError(Exception):
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-def check_regular_file(path, info):
-    """Raise YamlFileError unless `info` (an lstat/fstat result of `path`) is a regular file of bounded size."""
+def check_regular_file(path, info, max_bytes=MAX_FILE_BYTES):
+    """Raise YamlFileError unless `info` (an lstat/fstat result of `path`) is a regular file of at most `max_bytes`."""
     if stat.S_ISLNK(info.st_mode):
         raise YamlFileError("%s: is a symbolic link; refusing to read or write through it (remove the link, "
                             "the next run writes the file)" % path)
@@ -78,17 +78,16 @@ def check_regular_file(path, info):
         raise YamlFileError("%s: is a directory, expected a YAML file" % path)
     if not stat.S_ISREG(info.st_mode):
         raise YamlFileError("%s: is not a regular file (a FIFO, socket or device); refusing to use it" % path)
-    if info.st_size > MAX_FILE_BYTES:
-        raise YamlFileError("%s: is %d bytes, more than the %d a config file may have"
-                            % (path, info.st_size, MAX_FILE_BYTES))
+    if info.st_size > max_bytes:
+        raise YamlFileError("%s: is %d bytes, more than the %d it may have" % (path, info.st_size, max_bytes))
 
 
-def read_text(path):
-    """Return the text of `path`, or raise YamlFileError saying why it cannot be read.
+def read_regular_file(path, max_bytes=MAX_FILE_BYTES):
+    """(bytes, fstat result) of `path`, or raise YamlFileError saying why it cannot be read.
 
     A directory that another user can write may hold a link planted there: the file is
     opened without following links and without blocking (a FIFO), and must be a regular
-    file of bounded size.
+    file of at most `max_bytes`.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -99,14 +98,21 @@ def read_text(path):
             check_regular_file(path, os.lstat(path))
         raise YamlFileError("%s: cannot read: %s" % (path, exc)) from None
     try:
-        check_regular_file(path, os.fstat(fd))
+        info = os.fstat(fd)
+        check_regular_file(path, info, max_bytes)
     except YamlFileError:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise YamlFileError("%s: is more than the %d bytes a config file may have" % (path, MAX_FILE_BYTES))
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YamlFileError("%s: is more than the %d bytes it may have" % (path, max_bytes))
+    return data, info
+
+
+def read_text(path):
+    """Return the text of `path` (see read_regular_file), or raise YamlFileError saying why it cannot be read."""
+    data, _info = read_regular_file(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -242,10 +248,12 @@ class Document:
         Hidden: the values at `secret_paths` (tuples of keys, each may be an fnmatch
         pattern such as `*password*`), every value under a secret-like key anywhere
         (SECRET_LIKE_KEYS) and the password in connection strings. A secret that changes
-        shows as MASK_CHANGED on the after side.
+        shows as MASK_CHANGED on the after side. None when there is nothing to hide.
         """
-        before = _parse(_round_trip_yaml(), self.text, self.path) if self.text else None
-        before, after = mask_secrets(before, copy.deepcopy(self.data), secret_paths)
+        original = _parse(_round_trip_yaml(), self.text, self.path) if self.text else None
+        before, after = mask_secrets(copy.deepcopy(original), copy.deepcopy(self.data), secret_paths)
+        if same_data(before, original) and same_data(after, self.data):
+            return None
         return (self.dump(before) if before is not None else ""), self.dump(after)
 
 
@@ -308,13 +316,8 @@ def write_if_changed(module, document, changed, secret_paths=()):
         return result
     text = document.render()
     if module._diff:
-        before_data = _parse(_round_trip_yaml(), document.text, document.path) if document.text else None
-        hidden_before, hidden_after = mask_secrets(copy.deepcopy(before_data), copy.deepcopy(document.data),
-                                                   secret_paths)
-        if same_data(hidden_before, before_data) and same_data(hidden_after, document.data):
-            before, after = document.text, text  # nothing to hide: the exact texts
-        else:
-            before, after = document.masked_texts(secret_paths)
+        # The exact texts unless something must be hidden.
+        before, after = document.masked_texts(secret_paths) or (document.text, text)
         result["diff"] = make_diff(document.path, before, after)
     if not module.check_mode:
         atomic_write(document.path, text)

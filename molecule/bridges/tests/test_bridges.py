@@ -118,8 +118,26 @@ def test_registrations_and_configs_are_private(host):
     for name in BRIDGES:
         registration = host.file(f"/matrix/bridges/{name}/registration.yaml")
         config = host.file(f"/matrix/bridges/{name}/config.yaml")
-        assert registration.mode == 0o640 and registration.gid == 991, name
-        assert config.mode == 0o600 and config.uid == 1337, name
+        assert (registration.mode, registration.uid, registration.gid) == (0o640, 0, 991), name
+        assert (config.mode, config.uid, config.gid) == (0o640, 0, 1337), name
+
+
+def test_a_bridge_cannot_change_what_synapse_trusts(host):
+    """A compromised bridge can neither widen its registration's namespace nor rewrite its
+    config: both are root's, its config is mounted read-only, the registration not readable."""
+    for name in BRIDGES:
+        container = BRIDGES[name][1]
+        attempts = {
+            "append to the config": "echo 'x: 1' >> /config/config.yaml",
+            "replace the config": "cp /config/config.yaml /tmp/c && mv /tmp/c /config/config.yaml",
+            "read the registration": "cat /config/registration.yaml",
+            "plant a file beside them": "touch /config/registration.yaml.new",
+        }
+        for what, command in attempts.items():
+            run = host.run("docker exec %s sh -c %s", container, command)
+            assert run.rc != 0, (name, what, run.stdout)
+        # Its own files are still its own.
+        assert host.run("docker exec %s sh -c 'touch /data/.probe && rm /data/.probe'", container).rc == 0, name
 
 
 def test_synapse_started_once_then_restarted_once(host):

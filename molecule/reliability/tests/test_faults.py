@@ -110,7 +110,7 @@ def test_every_fault_at_once_then_one_run_recovers(user_before):
     assert "# Hand edit (reliability test): kept by Switchboard" in text
     assert config["admin_contact"] == "mailto:ops@switchboard.test"
     assert config["app_service_config_files"] == ["/bridges/whatsapp/registration.yaml"]
-    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "1337", "991"]
+    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "0", "991"]
     state_after = durable_state()
     assert state_after["secrets"] == state_before["secrets"]
     assert state_after["signing key"] == state_before["signing key"]
@@ -128,9 +128,46 @@ def test_deleted_registration_one_run_recovers():
     # The synapse role unlisted the missing file (saying so), the bridge role wrote it again.
     assert "unlisted /bridges/whatsapp/registration.yaml" in run.output
     assert {key: read_yaml(REGISTRATION)[key] for key in ("as_token", "hs_token")} == tokens
-    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "1337", "991"]
+    assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "0", "991"]
     assert "/bridges/whatsapp/registration.yaml" in read_yaml("/matrix/synapse/data/homeserver.yaml")["app_service_config_files"]
     assert inspect("synapse")["State"]["Running"]
+
+
+OLD_LAYOUT = """
+set -e
+docker stop mautrix-whatsapp >/dev/null
+cd /matrix/bridges/whatsapp
+mv data/* . && rmdir data
+chown 1337:991 . registration.yaml && chown 1337:1337 config.yaml && chmod 0750 .
+# What a compromised bridge could leave there: its registration pointing at a root-owned file.
+rm registration.yaml && ln -s /etc/switchboard-planted registration.yaml
+"""
+OWN_FILE = "/matrix/bridges/whatsapp/data/own-file"
+
+
+def test_a_bridge_from_the_old_layout_is_moved_into_its_data_directory():
+    """Before 2026-11 the bridge owned its directory: config, registration and its own files
+    (SQLite databases, logs) side by side. One run moves its files into data/, writes config
+    and registration as root's, never through a link the bridge left there."""
+    vps(f"echo state > {OWN_FILE} && chown 1337:1337 {OWN_FILE}")
+    inode = vps(f"stat -c %i {OWN_FILE}").stdout
+    vps(OLD_LAYOUT)
+    run = site("old-bridge-layout", "--tags", "whatsapp")
+    assert run.rc == 0, run.output[-3000:]
+    listing = vps(f"stat -c '%n %F %a %u %g' /matrix/bridges/whatsapp /matrix/bridges/whatsapp/* {OWN_FILE}")
+    assert listing.stdout.splitlines() == [
+        "/matrix/bridges/whatsapp directory 755 0 0",
+        "/matrix/bridges/whatsapp/config.yaml regular file 640 0 1337",
+        "/matrix/bridges/whatsapp/data directory 700 1337 1337",
+        "/matrix/bridges/whatsapp/registration.yaml regular file 640 0 991",
+        f"{OWN_FILE} regular file 644 1337 1337",
+    ]
+    # Moved, not made anew; nothing written through the planted link; the bridge is back.
+    assert vps(f"stat -c %i {OWN_FILE}").stdout == inode
+    assert vps("test -e /etc/switchboard-planted", check=False).returncode == 1
+    assert inspect("mautrix-whatsapp")["State"]["Running"]
+    assert site("old-bridge-layout-again", "--tags", "whatsapp").recap()["changed"] == 0
+    vps(f"rm {OWN_FILE}")
 
 
 def test_crash_looping_bridge_fails_fast_naming_it_with_its_logs():

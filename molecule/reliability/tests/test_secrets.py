@@ -84,10 +84,12 @@ def test_no_secret_in_any_output(generated_secrets):
     ("/matrix/secrets/*", "600", "0 0"),
     (HS, "600", "991 991"),
     ("/matrix/synapse/data/*.signing.key", "600", "991 991"),
-    ("/matrix/bridges/whatsapp/config.yaml", "600", "1337 1337"),
-    # Synapse reads it through its group; the bridge owns it.
-    ("/matrix/bridges/whatsapp/registration.yaml", "640", "1337 991"),
-    ("/matrix/bridges/whatsapp", "750", "1337 991"),
+    # Root's: the bridge reads its config through its group and cannot change it; Synapse
+    # reads the registration through its own. The bridge writes only in data/.
+    ("/matrix/bridges/whatsapp/config.yaml", "640", "0 1337"),
+    ("/matrix/bridges/whatsapp/registration.yaml", "640", "0 991"),
+    ("/matrix/bridges/whatsapp", "755", "0 0"),
+    ("/matrix/bridges/whatsapp/data", "700", "1337 1337"),
     # The bot's uid reads its token through a read-only mount; the rest of its settings are root's.
     ("/matrix/bot/secrets", "700", "993 993"),
     ("/matrix/bot/secrets/access_token", "600", "993 993"),

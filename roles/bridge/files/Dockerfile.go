@@ -76,4 +76,4 @@ USER 1337:1337
 WORKDIR /data
 VOLUME ["/data"]
 # The shell form, so the binary's name comes from the build.
-CMD exec "/usr/bin/$BINARY_NAME" -c /data/config.yaml -r /data/registration.yaml --no-update
+CMD exec "/usr/bin/$BINARY_NAME" -c /config/config.yaml --no-update

@@ -331,6 +331,7 @@ def settings(name: str, argv: list[str]) -> Settings:
     p = argparse.ArgumentParser(prog=f"/usr/bin/{name}", allow_abbrev=False,
                                 description=f"switchboard test stand-in for {name}")
     p.add_argument("-c", "--config", default="config.yaml")
+    # Accepted as upstream does; like upstream, only -g reads or writes it.
     p.add_argument("-r", "--registration", default="registration.yaml")
     p.add_argument("-n", "--no-update", action="store_true")
     p.add_argument("-g", "--generate-registration", action="store_true")
@@ -378,42 +379,7 @@ def settings(name: str, argv: list[str]) -> Settings:
         listen_host=get(c, "appservice.hostname") or "0.0.0.0", listen_port=port,
         registration_url=get(c, "appservice.address") or "",
         db_type=get(c, db + ".type"), db_uri=get(c, db + ".uri"), may_use=may_use)
-    check_registration(a.registration, path, s)
     return s
-
-
-def check_registration(reg_path: str, cfg_path: str, s: Settings) -> None:
-    """*stricter*: upstream never reads the registration at run time and would only
-    fail later against Synapse; the stand-in checks it agrees with the config."""
-    try:
-        with open(reg_path, encoding="utf-8") as f:
-            reg = yaml.safe_load(f)
-    except FileNotFoundError:
-        log.warning("registration %s not found (the real bridge does not read it to run)", reg_path)
-        return
-    except (OSError, yaml.YAMLError) as e:
-        raise Fatal(f"registration {reg_path}: {e}") from None
-    if not isinstance(reg, dict):
-        raise Fatal(f"registration {reg_path} is not a YAML mapping")
-    for rkey, ckey, val in (("id", "appservice.id", s.as_id),
-                            ("as_token", "appservice.as_token", s.as_token),
-                            ("hs_token", "appservice.hs_token", s.hs_token),
-                            ("url", "appservice.address", s.registration_url)):
-        if reg.get(rkey) != val:
-            raise Fatal(f"{reg_path}: `{rkey}` does not match `{ckey}` in {cfg_path}")
-    # Upstream's generated registration has a random sender_localpart and claims the
-    # bot through a user namespace; either way Synapse must let us act as the bot.
-    bot = f"@{s.bot_localpart}:{s.domain}"
-    users = get(reg, "namespaces.users")
-    regexes = [n["regex"] for n in users if isinstance(n, dict) and isinstance(n.get("regex"), str)] \
-        if isinstance(users, list) else []
-    try:
-        covered = any(re.fullmatch(r, bot) for r in regexes)
-    except re.error as e:
-        raise Fatal(f"{reg_path}: a `namespaces.users` regex is not valid: {e}") from None
-    if reg.get("sender_localpart") != s.bot_localpart and not covered:
-        raise Fatal(f"{reg_path}: neither `sender_localpart` nor `namespaces.users` covers the bot "
-                    f"{bot} (`appservice.bot.username` in {cfg_path})")
 
 
 # -------------------------------------------------------------- database --

@@ -17,6 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 
+from deployed_secrets import deployed_secrets, occurrences
 from matrix_dm import ask_in_a_dm
 from nio import AsyncClient, LoginResponse
 from playbook_runs import ansible_playbook
@@ -25,11 +26,13 @@ SERVER = "switchboard.test"
 BOT = f"@switchboard-bot:{SERVER}"
 ALICE_PASSWORD = "alice-" + secrets.token_hex(8)
 STATE = {}  # what earlier tests leave for later ones
+OUTPUTS = {}  # every day-2 run's output at -vvv, failed ones too: the secrets grep reads them
 
 
 def playbook(name, *args):
-    """Run playbooks/<name> against the scenario's VPS; return (rc, output, recap counts)."""
-    run = ansible_playbook(os.path.join("playbooks", name), *args)
+    """Run playbooks/<name> against the scenario's VPS at -vvv; return (rc, output, recap counts)."""
+    run = ansible_playbook(os.path.join("playbooks", name), "-vvv", *args)
+    OUTPUTS[f"{len(OUTPUTS) + 1:02d} {name} (rc {run.rc})"] = run.output
     return run.rc, run.output, run.recap("switchboard-vps-operations")
 
 
@@ -285,3 +288,12 @@ def test_a_failed_upgrade_stops_with_synapses_last_words_and_keeps_the_data(host
     run_ok("upgrade.yml", "-e", "synapse_version=1.163.2", "-e", "upgrade_backup=false")
     token = login(homeserver_url, "alice", ALICE_PASSWORD)
     assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])
+
+
+def test_no_secret_in_any_day2_output(host):
+    """Every run above (registering users, purging media, backup, restore, upgrade, the refused
+    and failed ones) at -vvv: no kept secret and no password given on the command line."""
+    secrets_now = deployed_secrets(host.check_output)
+    secrets_now["alice's password"] = ALICE_PASSWORD
+    assert len(OUTPUTS) >= 12 and any("(rc 0)" not in name for name in OUTPUTS), list(OUTPUTS)
+    assert not occurrences(secrets_now, OUTPUTS)

@@ -7,37 +7,16 @@ import json
 import os
 
 import pytest
-import yaml
 
 from conftest import SCRATCH, record, site, vps
+from deployed_secrets import deployed_secrets, occurrences
 
 HS = "/matrix/synapse/data/homeserver.yaml"
 
 
-def _secrets():
-    """Every secret the converge generated on the VPS, by where it was found."""
-    found = {}
-    for name in vps("ls /matrix/secrets").stdout.split():
-        found[f"/matrix/secrets/{name}"] = vps(f"cat /matrix/secrets/{name}").stdout.strip()
-    config = yaml.safe_load(vps(f"cat {HS}").stdout)
-    for key in ("registration_shared_secret", "macaroon_secret_key", "form_secret"):
-        found[f"homeserver.yaml {key}"] = config[key]
-    found["homeserver.yaml database password"] = config["database"]["args"]["password"]
-    for listed in config.get("app_service_config_files") or []:
-        registration = yaml.safe_load(vps(f"cat /matrix/bridges/{listed.split('/bridges/', 1)[1]}").stdout)
-        for key in ("as_token", "hs_token"):
-            found[f"{listed} {key}"] = registration[key]
-    signing_key = vps("cat /matrix/synapse/data/*.signing.key").stdout.split()
-    found["signing key"] = signing_key[-1]
-    found["bot access token"] = vps("cat /matrix/bot/secrets/access_token").stdout.strip()
-    return found
-
-
 @pytest.fixture(scope="module")
 def generated_secrets():
-    found = _secrets()
-    assert found and all(len(value) >= 16 for value in found.values()), sorted(found)
-    return found
+    return deployed_secrets(lambda command: vps(command).stdout)
 
 
 def test_cold_converge_log_is_complete_and_verbose():
@@ -65,18 +44,15 @@ def test_diff_runs_after_hand_edits(generated_secrets):
 def test_no_secret_in_any_output(generated_secrets):
     logs = sorted(glob.glob(os.path.join(SCRATCH, "*.log")))
     assert os.path.join(SCRATCH, "converge-cold.log") in logs
-    occurrences = {}
-    total_bytes = 0
+    outputs = {}
     for path in logs:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-        total_bytes += len(text)
-        for where, value in generated_secrets.items():
-            if value in text:
-                occurrences.setdefault(where, []).append(os.path.basename(path))
+            outputs[os.path.basename(path)] = handle.read()
+    total_bytes = sum(len(text) for text in outputs.values())
+    found = occurrences(generated_secrets, outputs)
     record("secrets grep", secrets=len(generated_secrets), logs=[os.path.basename(p) for p in logs],
-           bytes=total_bytes, occurrences=sum(len(v) for v in occurrences.values()))
-    assert not occurrences
+           bytes=total_bytes, occurrences=sum(len(v) for v in found.values()))
+    assert not found
 
 
 @pytest.mark.parametrize("path, mode, owner", [

@@ -122,24 +122,6 @@ def test_registrations_and_configs_are_private(host):
         assert (config.mode, config.uid, config.gid) == (0o640, 0, 1337), name
 
 
-def test_a_bridge_cannot_change_what_synapse_trusts(host):
-    """A compromised bridge can neither widen its registration's namespace nor rewrite its
-    config: both are root's, its config is mounted read-only, the registration not readable."""
-    for name in BRIDGES:
-        container = BRIDGES[name][1]
-        attempts = {
-            "append to the config": "echo 'x: 1' >> /config/config.yaml",
-            "replace the config": "cp /config/config.yaml /tmp/c && mv /tmp/c /config/config.yaml",
-            "read the registration": "cat /config/registration.yaml",
-            "plant a file beside them": "touch /config/registration.yaml.new",
-        }
-        for what, command in attempts.items():
-            run = host.run("docker exec %s sh -c %s", container, command)
-            assert run.rc != 0, (name, what, run.stdout)
-        # Its own files are still its own.
-        assert host.run("docker exec %s sh -c 'touch /data/.probe && rm /data/.probe'", container).rc == 0, name
-
-
 def test_synapse_started_once_then_restarted_once(host):
     """Created and started by the synapse role, restarted once for all four bridges, never by the no-op run."""
     # By ID: a name filter would also match the one-shot synapse-generate container.
@@ -201,3 +183,24 @@ def test_bridge_containers_are_unprivileged(host, name):
     assert container["HostConfig"]["CapDrop"] == ["ALL"]
     assert "no-new-privileges:true" in container["HostConfig"]["SecurityOpt"]
     assert not container["HostConfig"]["PortBindings"]
+
+
+ATTEMPTS = {  # what a compromised bridge would try, from inside its container
+    "append to the config": "echo 'x: 1' >> /config/config.yaml",
+    "replace the config": "cp /config/config.yaml /tmp/c && mv /tmp/c /config/config.yaml",
+    "read the registration": "cat /config/registration.yaml",
+    "plant a file beside them": "touch /config/registration.yaml.new",
+    "write its own files": "touch /data/.probe && rm /data/.probe",
+}
+
+
+def test_a_bridge_cannot_change_what_synapse_trusts(host):
+    """A compromised bridge can neither widen its registration's namespace nor rewrite its
+    config: both are root's, its config is mounted read-only, the registration not readable.
+    (Last in this file: one `docker exec` per bridge, so Docker's short event history still
+    holds Synapse's starts for the test above.)"""
+    script = "".join(f"if ({command}) >/dev/null 2>&1; then echo '{what}: yes'; else echo '{what}: no'; fi\n"
+                     for what, command in ATTEMPTS.items())
+    for name, (_bot, container, _real) in BRIDGES.items():
+        outcome = host.check_output("docker exec %s sh -c %s", container, script).splitlines()
+        assert outcome == [f"{what}: {'yes' if what == 'write its own files' else 'no'}" for what in ATTEMPTS], name

@@ -54,8 +54,13 @@ class ActionModule(ActionBase):
         matching = args.pop("variables_matching", None)
         extra = args.pop("extra_inputs", None)
         if args.get("state", "probe") == "probe" and matching is not None:
+            try:
+                pattern = re.compile(matching)
+            except (re.error, TypeError) as exc:
+                result.update(failed=True, msg="variables_matching is not a regular expression (%s): %r" % (exc, matching))
+                return result
             inputs = {
-                "variables": self._variables(re.compile(matching), task_vars or {}),
+                "variables": self._variables(pattern, task_vars or {}),
                 "extra": extra,
                 "code": code_digest(),
             }

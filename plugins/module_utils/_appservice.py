@@ -224,6 +224,9 @@ def listed_files(document):
             raise RegistrationError(
                 "%s: key '%s[%d]' must be a string, got %s" % (document.path, LIST_KEY, index, type_name(entry))
             )
+        if not entry:
+            raise RegistrationError("%s: key '%s[%d]' must be a path, got an empty string"
+                                    % (document.path, LIST_KEY, index))
     return list(listed)
 
 

@@ -14,6 +14,9 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
+import os
+import stat
 import string
 import time
 import urllib.error
@@ -41,6 +44,13 @@ MAX_BACKOFF = 5.0
 MAX_RATELIMIT_WAIT = 30.0
 
 UNREACHABLE_HINT = "Is the homeserver running, and is homeserver_url right?"
+
+# Bounds of the connection options: whatever the options, a module run ends in bounded time.
+MAX_TIMEOUT = 3600
+MAX_RETRIES = 100
+# Synapse's answers are small (a page of a listing is well under a megabyte); a bigger one is not Synapse.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAX_CA_BYTES = 16 * 1024 * 1024
 
 
 class HomeserverError(Exception):
@@ -89,6 +99,108 @@ def localpart_problem(localpart):
     return None
 
 
+def connection_problem(params):
+    """Why the HOMESERVER_ARGS in `params` cannot be used, as 'option: problem', or None."""
+    url = params["homeserver_url"]
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return "homeserver_url: must not contain spaces or control characters, got %r" % url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        usable = (parts.scheme in ("http", "https") and parts.hostname and parts.port != 0
+                  and not parts.query and not parts.fragment)
+    except ValueError as exc:  # a port that is no number, or out of range
+        return "homeserver_url: %r is not a URL: %s" % (url, exc)
+    if not usable:
+        return ("homeserver_url: must be an http:// or https:// URL with a host and without ? or #, "
+                "such as http://127.0.0.1:8008, got %r" % url)
+    if not 1 <= params["timeout"] <= MAX_TIMEOUT:
+        return "timeout: must be 1 to %d seconds, got %d" % (MAX_TIMEOUT, params["timeout"])
+    if params["retries"] > MAX_RETRIES:
+        return "retries: must be at most %d, got %d" % (MAX_RETRIES, params["retries"])
+    ca_path = params["ca_path"]
+    if ca_path is not None:
+        try:
+            info = os.stat(ca_path)
+        except (OSError, ValueError) as exc:
+            return "ca_path: cannot read %r: %s" % (ca_path, getattr(exc, "strerror", None) or exc)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CA_BYTES:
+            return "ca_path: %s must be a PEM file of CA certificates (a regular file of at most %d bytes)" % (
+                ca_path, MAX_CA_BYTES)
+    return None
+
+
+def header_value_problem(value):
+    """Why `value` (a token) cannot go into an HTTP header, or None."""
+    if not value or any(not 32 < ord(char) < 127 for char in value):
+        return "must be printable ASCII without spaces, as tokens are"
+    return None
+
+
+_JSON_NAMES = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def answer_problem(answer, fields=None):
+    """Why `answer` (decoded JSON) is not an object with `fields`, or None.
+
+    `fields` maps keys to a type or a tuple of types (type(None): may be missing or null),
+    or to a list [type] for a list of items of that type.
+    """
+    if not isinstance(answer, dict):
+        return "not a JSON object but %s" % _json_name(answer)
+    for key, kinds in (fields or {}).items():
+        value = answer.get(key)
+        got = _json_name(value) if key in answer else "nothing"
+        if isinstance(kinds, list):
+            wrong = [item for item in value if not isinstance(item, kinds[0])] if isinstance(value, list) else [value]
+            if not wrong:
+                continue
+            wanted = "a list of %ss" % _JSON_NAMES[kinds[0]].split(" ", 1)[1]
+            if isinstance(value, list):
+                got = "a list holding %s" % _json_name(wrong[0])
+        elif isinstance(value, kinds):
+            continue
+        else:
+            wanted = " or ".join(_JSON_NAMES[kind] for kind in (kinds if isinstance(kinds, tuple) else (kinds,)))
+        return "'%s' should be %s, got %s" % (key, wanted, got)
+    return None
+
+
+def _json_name(value):
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def unexpected_answer(method, url, problem, status=200):
+    """The HomeserverError for an answer that is not what Synapse sends."""
+    return HomeserverError(method, url, status=status,
+                           error="unexpected answer (%s); is homeserver_url Synapse's client listener?" % problem)
+
+
+def _read(response, timeout):
+    """The body of `response`, all of it within `timeout` seconds; None when it is bigger than MAX_ANSWER_BYTES."""
+    deadline = time.monotonic() + timeout
+    read = getattr(response, "read1", None) or response.read
+    chunks, size = [], 0
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took more than %d seconds to arrive" % timeout)
+        chunk = read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+
+
+def _retry_after(answer, default):
+    """Seconds to wait after a 429: Synapse's retry_after_ms, within 0 and MAX_RATELIMIT_WAIT."""
+    after = answer.get("retry_after_ms")
+    if isinstance(after, bool) or not isinstance(after, (int, float)) or isinstance(after, float) and math.isnan(after):
+        after = default * 1000
+    return max(min(after, MAX_RATELIMIT_WAIT * 1000), 0) / 1000
+
+
 def _is_refused(exc):
     """True when the TCP connection was refused, so the request surely never reached Synapse."""
     return isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
@@ -97,7 +209,7 @@ def _is_refused(exc):
 def _decode(raw):
     try:
         return json.loads(raw.decode("utf-8")) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -106,6 +218,9 @@ class Homeserver:
 
     def __init__(self, module):
         params = module.params
+        problem = connection_problem(params)
+        if problem:
+            module.fail_json(msg=problem)
         self.module = module
         self.base_url = params["homeserver_url"].rstrip("/")
         self.timeout = params["timeout"]
@@ -119,12 +234,15 @@ class Homeserver:
             url += "?" + urllib.parse.urlencode(query)
         return url
 
-    def request(self, method, path, query=None, body=None, token=None, resend=True):
+    def request(self, method, path, query=None, body=None, token=None, resend=True, expect=None):
         """Send one request and return the decoded JSON answer; raise HomeserverError on failure.
 
         Connection errors, 5xx and 429 are retried. resend=False is for requests that must not
         reach Synapse twice (a registration with its one-use nonce): those are retried only when
         the connection was refused or Synapse rate-limited them, when nothing was done.
+
+        The answer must be a JSON object with the fields in `expect` (see answer_problem), of at
+        most MAX_ANSWER_BYTES, and arrive within the timeout.
         """
         url = self.url(path, query)
         headers = {"Accept": "application/json"}
@@ -143,22 +261,33 @@ class Homeserver:
                     url, data=data, headers=headers, method=method, timeout=self.timeout,
                     validate_certs=self.validate_certs, ca_path=self.ca_path,
                     http_agent="switchboard.matrix", follow_redirects="safe")
-                answer = _decode(response.read())
+                raw = _read(response, self.timeout)
+                if raw is None:
+                    raise unexpected_answer(method, url, "more than %d bytes" % MAX_ANSWER_BYTES, response.status)
+                answer = _decode(raw)
                 if answer is None:
                     raise HomeserverError(method, url, status=response.status,
                                           error="answer is not JSON; is homeserver_url Synapse's client listener?")
+                problem = answer_problem(answer, expect)
+                if problem:
+                    raise unexpected_answer(method, url, problem, response.status)
                 return answer
             except urllib.error.HTTPError as exc:
-                answer = _decode(exc.read()) or {}
+                try:
+                    answer = _decode(_read(exc, self.timeout) or b"")
+                except (OSError, http.client.HTTPException):
+                    answer = None
                 if not isinstance(answer, dict):
                     answer = {}
-                failure = HomeserverError(method, url, status=exc.code, errcode=answer.get("errcode"),
-                                          error=answer.get("error") or exc.reason, attempts=attempt)
+                errcode, error = (value if isinstance(value, str) else None
+                                  for value in (answer.get("errcode"), answer.get("error")))
+                failure = HomeserverError(method, url, status=exc.code, errcode=errcode,
+                                          error=error or exc.reason, attempts=attempt)
                 retryable = exc.code == 429 or (exc.code >= 500 and resend)
                 if last or not retryable:
                     raise failure
                 if exc.code == 429:
-                    wait = min(float(answer.get("retry_after_ms") or wait * 1000) / 1000, MAX_RATELIMIT_WAIT)
+                    wait = _retry_after(answer, wait)
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 reason = getattr(exc, "reason", None) or exc
                 if last or not (resend or _is_refused(exc)):

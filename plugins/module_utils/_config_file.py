@@ -13,6 +13,7 @@ import os
 from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
     Document,
     YamlFileError,
+    check_regular_file,
     deep_merge,
     load_plain,
     make_diff,
@@ -22,12 +23,30 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
 )
 
 
+def header_problem(header):
+    """Why `header` cannot go before the data, or None: it must hold only comments, and end a line."""
+    if header and not header.endswith("\n"):
+        return "must end with a newline, got %r" % header
+    data_lines = [line for line in header.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if data_lines:
+        return "must be YAML comment lines, each starting with '#', got %r" % data_lines[0]
+    return None
+
+
 def run_config_file(module):
     params = module.params
     path = params["path"]
+    problem = header_problem(params["header"])
+    if problem:
+        module.fail_json(msg="header: " + problem)
     wanted = deep_merge(params["content"], params["secret_content"])
     current = None
-    if os.path.exists(path):
+    if os.path.lexists(path):
+        try:
+            # A link, directory, FIFO or device is never replaced, force or not.
+            check_regular_file(path, os.lstat(path))
+        except YamlFileError as exc:
+            module.fail_json(msg=str(exc))
         try:
             current = load_plain(path)
         except YamlFileError as exc:
@@ -43,10 +62,10 @@ def run_config_file(module):
             before = "" if current is None else Document.new(path).dump(hidden_before)
             result["diff"] = make_diff(path, before, params["header"] + Document.new(path).dump(hidden_after))
         if not module.check_mode:
-            directory = os.path.dirname(path)
-            if not os.path.isdir(directory):
-                module.fail_json(msg="%s: the directory %s does not exist" % (path, directory))
-            atomic_write(path, text)
+            try:
+                atomic_write(path, text)
+            except YamlFileError as exc:
+                module.fail_json(msg=str(exc))
     if not module.check_mode or os.path.exists(path):
         file_args = module.load_file_common_arguments(params, path=path)
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])

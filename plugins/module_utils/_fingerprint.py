@@ -80,8 +80,8 @@ def _lines(run_command, argv):
 def docker_fingerprint(network, run_command):
     """The network's ID, and for each container on it: ID, running, image reference and image IDs."""
     ids, error = _lines(run_command, ["docker", "network", "inspect", "--format", "{{.Id}}", network])
-    if error:
-        return {"error": "Docker network %s: %s" % (network, error[0])}
+    if error or not ids:
+        return {"error": "Docker network %s: %s" % (network, error[0] if error else "docker gave no ID")}
     result = {"network": ids[0], "containers": {}}
     containers, error = _lines(run_command, ["docker", "ps", "--all", "--quiet", "--no-trunc",
                                              "--filter", "network=" + network])
@@ -92,13 +92,13 @@ def docker_fingerprint(network, run_command):
     rows, error = _lines(run_command, ["docker", "container", "inspect", "--format",
                                        "{{.Name}}\t{{.Id}}\t{{.State.Running}}\t{{.Config.Image}}\t{{.Image}}"]
                          + containers)
-    if error:
-        return {"error": "Docker containers: %s" % error[0]}
-    references = sorted({row.split("\t")[3] for row in rows})
+    rows = [row.split("\t") for row in rows or []]
+    if error or any(len(row) != 5 for row in rows):
+        return {"error": "Docker containers: %s" % (error[0] if error else "docker gave an answer of another format")}
+    references = sorted({row[3] for row in rows})
     images, error = _lines(run_command, ["docker", "image", "inspect", "--format", "{{.Id}}"] + references)
     named = dict(zip(references, images)) if not error and len(images) == len(references) else {}
-    for row in rows:
-        name, container_id, running, reference, image = row.split("\t")
+    for name, container_id, running, reference, image in rows:
         result["containers"][name.lstrip("/")] = {
             "id": container_id,
             "running": running == "true",

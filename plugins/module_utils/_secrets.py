@@ -18,9 +18,10 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
     read_regular_file,
 )
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 # A secret is one line; anything bigger is not ours.
 MAX_SECRET_BYTES = 4096
+MIN_LENGTH, MAX_LENGTH = 16, MAX_SECRET_BYTES - 1  # the file holds the secret and a newline
 
 
 def new_secret(length):
@@ -38,9 +39,13 @@ def read_secret(path):
         return None, None
     try:
         data, info = read_regular_file(path, MAX_SECRET_BYTES)
+        text = data.decode("utf-8")
     except YamlFileError as exc:
         raise ValueError(str(exc)) from None
-    return data.decode("utf-8", errors="replace").strip() or None, stat.S_IMODE(info.st_mode)
+    except UnicodeDecodeError:
+        raise ValueError("%s: is not UTF-8 text, so not a secret of ours; remove it and the next run "
+                         "generates a new one" % path) from None
+    return text.strip() or None, stat.S_IMODE(info.st_mode)
 
 
 def ensure_secrets(directory, names, length, check_mode):
@@ -50,10 +55,12 @@ def ensure_secrets(directory, names, length, check_mode):
     """
     bad = [name for name in names if not NAME_PATTERN.fullmatch(name)]
     if bad:
-        raise ValueError("names must be letters, digits, '_', '.', '-' (not starting with a symbol): %s"
-                         % ", ".join(bad))
+        raise ValueError("names must be letters, digits, '_', '.', '-' (not starting with a symbol, at most 255): %s"
+                         % ", ".join(repr(name) for name in bad))
     if os.path.islink(directory):
         raise ValueError("%s is a symbolic link; refusing to keep secrets through it" % directory)
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise ValueError("is not a directory")
     values, created, repaired = {}, [], []
     for name in names:
         path = os.path.join(directory, name)
@@ -76,11 +83,11 @@ def ensure_secrets(directory, names, length, check_mode):
 
 def run_stored_secrets(module):
     params = module.params
-    if params["length"] < 16:
-        module.fail_json(msg="length must be at least 16 characters, got %d" % params["length"])
+    if not MIN_LENGTH <= params["length"] <= MAX_LENGTH:
+        module.fail_json(msg="length must be %d to %d characters, got %d" % (MIN_LENGTH, MAX_LENGTH, params["length"]))
     try:
         values, created, repaired = ensure_secrets(params["directory"], params["names"], params["length"],
                                                    module.check_mode)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, YamlFileError) as exc:
         module.fail_json(msg="%s: %s" % (params["directory"], exc))
     module.exit_json(changed=bool(created or repaired), created=created, repaired=repaired, secrets=values)

@@ -11,6 +11,7 @@ sizes such as max_upload_size, so '10M' means the same here as in homeserver.yam
 
 from __future__ import annotations
 
+import math
 import re
 
 SIZE_FORMAT = ("a number of bytes, or a number with a unit K, M, G or T (binary: 1K = 1024 bytes; "
@@ -32,7 +33,7 @@ def parse_size(value, option):
     if not match:
         raise ValueError("%s: cannot read %r as a size; use %s" % (option, value, SIZE_FORMAT))
     number, unit = match.groups()
-    return int(float(number) * _SIZE_FACTORS[unit.lower() if unit else None])
+    return _whole(float(number) * _SIZE_FACTORS[unit.lower() if unit else None], value, option)
 
 
 def parse_age(value, option):
@@ -41,4 +42,11 @@ def parse_age(value, option):
     if not match:
         raise ValueError("%s: cannot read %r as an age; use %s" % (option, value, AGE_FORMAT))
     number, unit = match.groups()
-    return int(float(number) * _AGE_MS[unit])
+    return _whole(float(number) * _AGE_MS[unit], value, option)
+
+
+def _whole(number, value, option):
+    """`number` as an int; ValueError naming the option when it is too big to be one (infinite)."""
+    if not math.isfinite(number):
+        raise ValueError("%s: %r is too big" % (option, value))
+    return int(number)

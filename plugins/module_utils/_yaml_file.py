@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shlex
 import stat
 import tempfile
 import traceback
@@ -34,11 +35,13 @@ try:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.error import CommentMark, YAMLError
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
     from ruamel.yaml.tokens import CommentToken
 except ImportError:
     HAS_RUAMEL = False
     RUAMEL_IMPORT_ERROR = traceback.format_exc()
     YAMLError = ValueError
+    CollectionStartEvent = CollectionEndEvent = None
 else:
     HAS_RUAMEL = True
     RUAMEL_IMPORT_ERROR = None
@@ -93,6 +96,8 @@ def read_regular_file(path, max_bytes=MAX_FILE_BYTES):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise YamlFileError("%s: file does not exist" % path) from None
+    except ValueError:  # a NUL byte in the path
+        raise YamlFileError("%r: cannot read: the path contains a NUL byte" % path) from None
     except OSError as exc:
         if os.path.islink(path):
             check_regular_file(path, os.lstat(path))
@@ -117,6 +122,29 @@ def read_text(path):
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlFileError("%s: cannot read: %s" % (path, exc)) from None
+
+
+def path_problem(path):
+    """Why `path`, given as a path option, cannot be used, or None.
+
+    Modules run in a temporary directory on the managed host: a relative path would
+    land somewhere nobody looks.
+    """
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return "must be an absolute path, got %r" % (path,)
+    if "\0" in path:
+        return "must not contain a NUL byte, got %r" % path
+    return None
+
+
+def require_absolute_paths(module, *options):
+    """Fail `module` unless each of the path `options` (a path, a list of paths, or None) holds absolute paths."""
+    for option in options:
+        value = module.params[option]
+        for path in value if isinstance(value, list) else [] if value is None else [value]:
+            problem = path_problem(path)
+            if problem:
+                module.fail_json(msg="%s: %s" % (option, problem))
 
 
 def type_name(value):
@@ -145,6 +173,7 @@ def load_mapping(path):
 def load_plain(path):
     """Load `path` into plain Python data (dict, list, str, ...), as Synapse would read it."""
     text = read_text(path)
+    check_nesting(text, path)
     if pyyaml is None:
         loader = YAML(typ="safe", pure=True)
         loader.version = _YAML_VERSION
@@ -153,6 +182,38 @@ def load_plain(path):
         return check_expanded_size(pyyaml.load(text, Loader=getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)), path)
     except pyyaml.YAMLError as exc:
         raise YamlFileError("%s: invalid YAML: %s" % (path, exc)) from None
+
+
+# The YAML parsers recurse once per level of nesting (and ruamel.yaml slows down badly):
+# a file nested deeper than any config of ours is refused before it is parsed.
+MAX_NESTING = 64
+
+
+def check_nesting(text, path):
+    """Raise YamlFileError when `text` nests mappings and lists more than MAX_NESTING deep.
+
+    Reads only a parser's event stream, without recursion: libyaml's when available (fast),
+    else, or when libyaml gives up (it looks ahead through a whole flow collection),
+    ruamel.yaml's. Invalid YAML is left to the parser that loads the file, which reports it.
+    """
+    parsers = [(lambda: YAML(typ="safe", pure=True).parse(text), CollectionStartEvent, CollectionEndEvent, YAMLError)]
+    if pyyaml is not None:
+        parsers.insert(0, (lambda: pyyaml.parse(text, Loader=getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)),
+                           pyyaml.CollectionStartEvent, pyyaml.CollectionEndEvent, pyyaml.YAMLError))
+    for events, start, end, error in parsers:
+        depth = 0
+        try:
+            for event in events():
+                if isinstance(event, start):
+                    depth += 1
+                    if depth > MAX_NESTING:
+                        raise YamlFileError("%s: nests mappings and lists more than %d levels deep; refusing to "
+                                            "read it" % (path, MAX_NESTING))
+                elif isinstance(event, end):
+                    depth -= 1
+            return
+        except error:
+            continue
 
 
 # Aliases let a small file stand for a huge tree (a "billion laughs" file): more nodes
@@ -204,6 +265,7 @@ class Document:
     @classmethod
     def load(cls, path):
         text = read_text(path)
+        check_nesting(text, path)
         return cls(path, text, _parse(_round_trip_yaml(), text, path))
 
     @classmethod
@@ -305,11 +367,15 @@ def _mask(node, reference, secret_path, changed_mask):
             node[key] = MASK if reference is None or same_data(node[key], other) else changed_mask
 
 
-def write_if_changed(module, document, changed, secret_paths=()):
+def write_if_changed(module, document, changed, secret_paths=(), validate=None, backup_path=None):
     """Finish an edit of `document`: the `changed` and `diff` results, and the write.
 
     Nothing is written in check mode. The diff never shows a secret: those at
     `secret_paths` and every secret-like key are masked (see masked_texts).
+
+    `validate`: a command with %s (the new file's path), run before the new file replaces
+    the old one; when it fails, the module fails and the file is untouched. `backup_path`:
+    where the old text is kept (mode 0600) before the file is replaced (`backup_file`).
     """
     result = {"changed": changed}
     if not changed:
@@ -320,8 +386,26 @@ def write_if_changed(module, document, changed, secret_paths=()):
         before, after = document.masked_texts(secret_paths) or (document.text, text)
         result["diff"] = make_diff(document.path, before, after)
     if not module.check_mode:
-        atomic_write(document.path, text)
+        try:
+            if backup_path and document.text:
+                atomic_write(backup_path, document.text)
+                result["backup_file"] = backup_path
+            atomic_write(document.path, text,
+                         validate=validate and (lambda candidate: run_validate(module, validate, candidate, document.path)))
+        except YamlFileError as exc:
+            module.fail_json(msg=str(exc), **result)
+        except OSError as exc:
+            module.fail_json(msg="%s: cannot write it: %s" % (document.path, exc), **result)
     return result
+
+
+def run_validate(module, command, candidate, path):
+    """Run `command` (%s: the candidate file) for atomic_write; raise YamlFileError when it fails."""
+    rc, out, err = module.run_command(command.replace("%s", shlex.quote(candidate)))
+    if rc != 0:
+        last_lines = "\n".join((err or out).strip().splitlines()[-8:])
+        raise YamlFileError("%s: the new content was not accepted by `validate` (exit code %d), so the file is "
+                            "unchanged. Its last words:\n%s" % (path, rc, last_lines))
 
 
 def _guess_indent(data):
@@ -555,24 +639,33 @@ def deep_merge(base, extra):
     return merged
 
 
-def atomic_write(path, text):
+def atomic_write(path, text, validate=None):
     """Replace `path` with `text` atomically; an existing file keeps its owner, group and mode.
 
-    A link, FIFO, device or directory at `path` is refused (YamlFileError), never followed.
+    A link, FIFO, device or directory at `path` is refused, never followed. Whatever stops
+    the write (a missing directory, no space left...) raises YamlFileError naming `path`.
 
-    A new file is created with mode 0600 (callers set the final mode).
+    A new file is created with mode 0600 (callers set the final mode). `validate`, when
+    given, is called with the path of the complete new file (owner and mode already set)
+    before it replaces `path`; whatever it raises leaves `path` untouched.
     """
     # Never through a link: a bridge may plant config.yaml -> /root/.ssh/authorized_keys
     # in the directory it can write.
     directory = os.path.dirname(os.path.abspath(path))
     try:
         current = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         current = None
+    except ValueError:  # a NUL byte in the path
+        raise YamlFileError("%r: cannot write: the path contains a NUL byte" % path) from None
     if current is not None:
         check_regular_file(path, current)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
+    if not os.path.isdir(directory):
+        raise YamlFileError("%s: cannot write: the directory %s does not exist (or is not a directory)"
+                            % (path, directory))
+    tmp_path = None
     try:
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -582,10 +675,14 @@ def atomic_write(path, text):
             tmp_stat = os.stat(tmp_path)
             if (tmp_stat.st_uid, tmp_stat.st_gid) != (current.st_uid, current.st_gid):
                 os.chown(tmp_path, current.st_uid, current.st_gid)
+        if validate is not None:
+            validate(tmp_path)
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+    except BaseException as exc:
+        if tmp_path is not None and os.path.exists(tmp_path):
             os.unlink(tmp_path)
+        if isinstance(exc, OSError):  # no space left, no permission...
+            raise YamlFileError("%s: cannot write: %s" % (path, getattr(exc, "strerror", None) or exc)) from None
         raise
     # Make the rename itself durable.
     dir_fd = os.open(directory, os.O_RDONLY)

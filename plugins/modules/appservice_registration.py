@@ -163,7 +163,10 @@ path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._appservice import run_appservice_registration
-from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import require_ruamel
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    require_absolute_paths,
+    require_ruamel,
+)
 
 
 def main():
@@ -186,6 +189,7 @@ def main():
         supports_check_mode=True,
     )
     require_ruamel(module)
+    require_absolute_paths(module, "path")
     run_appservice_registration(module)
 
 

@@ -45,7 +45,9 @@ options:
     type: dict
     default: {}
   header:
-    description: Text written before the data, such as a comment saying the file is managed.
+    description:
+      - Text written before the data, such as a comment saying the file is managed.
+      - YAML comment lines (each starting with C(#)), ending with a newline; or empty.
     type: str
     default: "# Managed by Ansible (switchboard.matrix); changes here are overwritten.\n"
   force:
@@ -80,7 +82,10 @@ path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._config_file import run_config_file
-from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import require_ruamel
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    require_absolute_paths,
+    require_ruamel,
+)
 
 
 def main():
@@ -96,6 +101,7 @@ def main():
         supports_check_mode=True,
     )
     require_ruamel(module)
+    require_absolute_paths(module, "path")
     run_config_file(module)
 
 

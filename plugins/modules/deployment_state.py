@@ -150,6 +150,7 @@ inputs_digest:
 
 import json
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -157,6 +158,12 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._fingerprint im
     RECORD_VERSION,
     compare,
     host_fingerprint,
+)
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    YamlFileError,
+    atomic_write,
+    read_regular_file,
+    require_absolute_paths,
 )
 
 
@@ -171,13 +178,26 @@ def command_runner(module):
 
 
 RECORD_KEYS = {"inputs", "paths", "excluded_paths", "docker_network", "packages", "host"}
+# A record holds a line per file of the deployment; one bigger than this is not ours.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+# Passed to docker and dpkg-query as arguments: a name, never an option.
+NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?")
+
+
+def bad_paths(paths):
+    """The entries of `paths` that may not be walked: the root, or a relative path, would walk the whole host."""
+    return [path for path in paths if not isinstance(path, str) or not os.path.isabs(path) or not path.strip("/")]
 
 
 def read_record(path):
+    """The record at `path`, or None when there is none; raise YamlFileError when `path` is not a regular file."""
+    if not os.path.lexists(path):
+        return None
+    data, _info = read_regular_file(path, MAX_RECORD_BYTES)
     try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
+        record = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
     # Another version, or a record damaged by hand, counts as none: the run then does all of its work.
     if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or not RECORD_KEYS <= set(record):
@@ -186,26 +206,30 @@ def read_record(path):
 
 
 def write_record(path, record):
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Write `record` to `path` atomically, mode 0600; raise YamlFileError naming the file when that fails."""
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    except OSError as exc:
+        raise YamlFileError("%s: cannot create the directory %s: %s" % (path, directory, exc.strerror or exc)) from None
+    atomic_write(path, json.dumps(record, sort_keys=True))
+    os.chmod(path, 0o600)
 
 
 def probe(module, params):
     digest = params["inputs_digest"]
-    record = read_record(params["path"])
+    try:
+        record = read_record(params["path"])
+    except YamlFileError as exc:
+        module.fail_json(msg="path: %s" % exc)
     if record is None:
         differences = ["no record of a complete run (the first run, or the last one did not finish)"]
     elif digest is None or record["inputs"] != digest:
         differences = ["the settings, the tags or Switchboard's code differ from the last complete run"]
     else:
         try:
+            if not isinstance(record["paths"], list) or bad_paths(record["paths"]):
+                raise ValueError("paths")  # damaged: walking "/" would take forever
             now = host_fingerprint(record["paths"], record["excluded_paths"], record["docker_network"],
                                    record["packages"], command_runner(module))
             differences = compare(record["host"], now)
@@ -222,19 +246,28 @@ def record(module, params):
         module.fail_json(msg="deployment_state: state=record needs inputs_digest (from the probe of this run)")
     if not params["docker_network"]:
         module.fail_json(msg="deployment_state: state=record needs docker_network")
+    if not NETWORK_NAME.fullmatch(params["docker_network"]):
+        module.fail_json(msg="docker_network must be a Docker network name (letters, digits, '_', '.', '-', "
+                             "not starting with a symbol), got %r" % params["docker_network"])
+    bad = [name for name in params["packages"] if not PACKAGE_NAME.fullmatch(name)]
+    if bad:
+        module.fail_json(msg="packages must be Debian package names, got %s" % ", ".join(repr(name) for name in bad))
     paths = sorted({os.path.normpath(path) for path in params["paths"]})
     host = host_fingerprint(paths, params["excluded_paths"], params["docker_network"], params["packages"],
                             command_runner(module))
     if not module.check_mode:
-        write_record(params["path"], {
-            "version": RECORD_VERSION,
-            "inputs": params["inputs_digest"],
-            "paths": paths,
-            "excluded_paths": params["excluded_paths"],
-            "docker_network": params["docker_network"],
-            "packages": params["packages"],
-            "host": host,
-        })
+        try:
+            write_record(params["path"], {
+                "version": RECORD_VERSION,
+                "inputs": params["inputs_digest"],
+                "paths": paths,
+                "excluded_paths": params["excluded_paths"],
+                "docker_network": params["docker_network"],
+                "packages": params["packages"],
+                "host": host,
+            })
+        except (YamlFileError, OSError) as exc:
+            module.fail_json(msg="path: %s" % exc)
     module.exit_json(changed=False, up_to_date=True, differences=[], inputs_digest=params["inputs_digest"])
 
 
@@ -253,8 +286,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    require_absolute_paths(module, "path")
     # The fingerprint walks these trees: a relative path or the root would walk the whole host.
-    bad = [path for path in module.params["paths"] if not os.path.isabs(path) or not path.strip("/")]
+    bad = bad_paths(module.params["paths"])
     if bad:
         module.fail_json(msg="paths must be absolute directories below /, got %s" % ", ".join(repr(p) for p in bad))
     state = module.params["state"]
@@ -263,8 +297,14 @@ def main():
     elif state == "record":
         record(module, module.params)
     else:
-        if not module.check_mode and os.path.lexists(module.params["path"]):
-            os.remove(module.params["path"])
+        path = module.params["path"]
+        if os.path.isdir(path) and not os.path.islink(path):
+            module.fail_json(msg="path: %s is a directory, not a record; refusing to remove it" % path)
+        if not module.check_mode and os.path.lexists(path):
+            try:
+                os.remove(path)
+            except OSError as exc:
+                module.fail_json(msg="path: %s: cannot remove it: %s" % (path, exc.strerror or exc))
         module.exit_json(changed=False, up_to_date=False, differences=[], inputs_digest=None)
 
 

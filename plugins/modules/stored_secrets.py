@@ -40,13 +40,14 @@ options:
     required: true
   names:
     description:
-      - Names of the secrets; each is a file name in O(directory).
+      - Names of the secrets; each is a file name in O(directory). Letters, digits, C(_), C(.) and C(-),
+        not starting with a symbol, at most 255 characters.
     type: list
     elements: str
     required: true
   length:
     description:
-      - Length in characters of newly generated secrets (hexadecimal digits).
+      - Length in characters of newly generated secrets (hexadecimal digits), 16 to 4095.
     type: int
     default: 48
 notes:
@@ -89,6 +90,7 @@ created:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._secrets import run_stored_secrets
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import require_absolute_paths
 
 
 def main():
@@ -100,6 +102,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    require_absolute_paths(module, "directory")
     run_stored_secrets(module)
 
 

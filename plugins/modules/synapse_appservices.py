@@ -131,7 +131,10 @@ app_service_config_files:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._appservice import run_synapse_appservices
-from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import require_ruamel
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    require_absolute_paths,
+    require_ruamel,
+)
 
 
 def main():
@@ -147,6 +150,7 @@ def main():
         supports_check_mode=True,
     )
     require_ruamel(module)
+    require_absolute_paths(module, "path", "registrations")
     run_synapse_appservices(module)
 
 

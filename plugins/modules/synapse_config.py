@@ -65,6 +65,20 @@ options:
         which is baked into every user ID and the signing key.
     type: dict
     default: {}
+  validate:
+    description:
+      - A command that checks the new file before it replaces the old one; each V(%s) in it is
+        replaced by the new file's path (complete, with the old file's owner and mode). When the command fails,
+        the module fails with its last output lines and the file is left as it was.
+      - For example Synapse's own config loader in a throw-away container of the same image,
+        C(python -m synapse.config -c ...), which parses every value as Synapse's start does.
+    type: str
+  backup_path:
+    description:
+      - Where to keep the old text (a file of mode 0600) before the new one replaces it, so it
+        can be put back if Synapse does not start on the new one. Outside the directory Synapse
+        can write. Written only when the file changes.
+    type: path
 notes:
   - Values in O(settings) appear in the task's invocation details; put secrets in
     O(secret_settings) instead.
@@ -100,6 +114,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+backup_file:
+  description: Where the old text was kept (O(backup_path)), when the file changed.
+  returned: changed and O(backup_path) set
+  type: str
+  sample: /matrix/synapse/homeserver.yaml.previous
 changed_keys:
   description: Top-level keys that were set to a new value, added or removed, in file order.
   returned: success
@@ -117,6 +136,7 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
     delete_key,
     is_secret_like,
     load_mapping,
+    require_absolute_paths,
     require_ruamel,
     set_key,
     write_if_changed,
@@ -144,10 +164,13 @@ def main():
             secret_settings=dict(type="dict", default={}, no_log=True),
             remove=dict(type="list", elements="str", default=[]),
             expect=dict(type="dict", default={}),
+            validate=dict(type="str"),
+            backup_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     require_ruamel(module)
+    require_absolute_paths(module, "path", "backup_path")
     settings = deep_merge(module.params["settings"], module.params["secret_settings"])
     remove = module.params["remove"]
     both = sorted(set(settings) & set(remove))
@@ -168,7 +191,10 @@ def main():
     file_order = list(document.data) + [key for key in settings if key not in document.data]
     changed_keys = {key for key, value in settings.items() if set_key(document.data, key, value)}
     changed_keys.update(key for key in remove if delete_key(document.data, key))
-    result = write_if_changed(module, document, bool(changed_keys), secret_paths=SECRET_PATHS)
+    if module.params["validate"] and "%s" not in module.params["validate"]:
+        module.fail_json(msg="validate must contain %%s (the new file's path), got %r" % (module.params["validate"],))
+    result = write_if_changed(module, document, bool(changed_keys), secret_paths=SECRET_PATHS,
+                              validate=module.params["validate"], backup_path=module.params["backup_path"])
     result["changed_keys"] = [key for key in file_order if key in changed_keys]
     module.exit_json(**result)
 

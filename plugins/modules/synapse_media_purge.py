@@ -156,6 +156,9 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._client import 
     HOMESERVER_ARGS,
     Homeserver,
     HomeserverError,
+    answer_problem,
+    header_value_problem,
+    unexpected_answer,
 )
 from ansible_collections.switchboard.matrix.plugins.module_utils._units import parse_age, parse_size
 
@@ -164,17 +167,31 @@ ROOMS = "/_synapse/admin/v1/rooms"
 DELETE = "/_synapse/admin/v1/media/delete"
 PURGE_REMOTE = "/_synapse/admin/v1/purge_media_cache"
 PAGE = 500
+# The fields of Synapse's answers that this module reads (see answer_problem).
+NEXT = (str, int, type(None))
+USER_FIELDS = {"name": str}
+MEDIA_FIELDS = {"media_id": str, "media_length": (int, type(None)), "created_ts": (int, type(None)),
+                "last_access_ts": (int, type(None))}
 
 
-def listing(hs, token, path, key, query=None):
-    """Every item of a paginated admin listing."""
+def listing(hs, token, path, key, query=None, fields=None):
+    """Every item of a paginated admin listing; each must be an object with `fields`."""
     query = dict(query or {}, limit=PAGE)
+    seen = set()
     while True:
-        answer = hs.request("GET", path, query=query, token=token)
-        yield from answer.get(key) or []
+        answer = hs.request("GET", path, query=query, token=token, expect={key: [dict], "next_token": NEXT,
+                                                                           "next_batch": NEXT})
+        for item in answer[key]:
+            problem = answer_problem(item, fields)
+            if problem:
+                raise unexpected_answer("GET", hs.url(path, query), "an item of '%s': %s" % (key, problem))
+            yield item
         following = answer.get("next_token", answer.get("next_batch"))
-        if following is None:
+        if following is None or not answer[key]:
             return
+        if following in seen:  # a listing that never ends
+            raise unexpected_answer("GET", hs.url(path, query), "the same next_token %r again" % (following,))
+        seen.add(following)
         query["from"] = following
 
 
@@ -197,7 +214,8 @@ def will_delete(media, before_ts, size_gt, kept):
 def predict(hs, token, before_ts, size_gt, keep_profiles):
     """Map of media ID to size for the local media Synapse would delete."""
     # Locked and deactivated users keep their uploads; the listing hides them unless asked.
-    users = list(listing(hs, token, USERS, "users", dict(guests="true", deactivated="true", locked="true")))
+    users = list(listing(hs, token, USERS, "users", dict(guests="true", deactivated="true", locked="true"),
+                         USER_FIELDS))
     kept = set()
     if keep_profiles:
         kept.update(media_id_of(user.get("avatar_url")) for user in users)
@@ -205,7 +223,7 @@ def predict(hs, token, before_ts, size_gt, keep_profiles):
     doomed = {}
     for user in users:
         path = "/_synapse/admin/v1/users/%s/media" % urllib.parse.quote(user["name"], safe="@:")
-        for media in listing(hs, token, path, "media"):
+        for media in listing(hs, token, path, "media", fields=MEDIA_FIELDS):
             if will_delete(media, before_ts, size_gt, kept):
                 doomed[media["media_id"]] = media["media_length"]
     return doomed
@@ -256,7 +274,8 @@ def purge(module, hs):
         if not module.check_mode:
             # Asked even when nothing is predicted: media without an uploader are not in the listing.
             query = dict(before_ts=before_ts, size_gt=size_gt, keep_profiles=str(p["keep_profiles"]).lower())
-            deleted = sorted(hs.request("POST", DELETE, query=query, body={}, token=token).get("deleted_media") or [])
+            deleted = sorted(hs.request("POST", DELETE, query=query, body={}, token=token,
+                                        expect={"deleted_media": [str]})["deleted_media"])
         result.update(deleted_media=deleted, total=len(deleted), bytes=sum(doomed.get(m, 0) for m in deleted),
                       before_ts=before_ts, size_gt=size_gt, changed=bool(deleted))
         if module._diff:
@@ -266,8 +285,9 @@ def purge(module, hs):
         if module.check_mode:
             result["changed"] = True
         else:
-            answer = hs.request("POST", PURGE_REMOTE, query=dict(before_ts=before), body={}, token=token)
-            result["remote_deleted"] = answer.get("deleted", 0)
+            answer = hs.request("POST", PURGE_REMOTE, query=dict(before_ts=before), body={}, token=token,
+                                expect={"deleted": (int, type(None))})
+            result["remote_deleted"] = answer.get("deleted") or 0
             result["changed"] = result["changed"] or result["remote_deleted"] > 0
     return result
 
@@ -294,6 +314,9 @@ def main():
         mutually_exclusive=[("older_than", "before_ts"), ("larger_than", "size_gt")],
         supports_check_mode=True,
     )
+    problem = header_value_problem(module.params["access_token"])
+    if problem:
+        module.fail_json(msg="access_token: " + problem)
     hs = Homeserver(module)
     try:
         result = purge(module, hs)

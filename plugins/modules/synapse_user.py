@@ -142,12 +142,14 @@ REGISTER = "/_synapse/admin/v1/register"
 AVAILABLE = "/_matrix/client/v3/register/available"
 LOGIN = "/_matrix/client/v3/login"
 SERVER_KEYS = "/_matrix/key/v2/server"
+# The fields of Synapse's answers that this module reads (see answer_problem).
+TOKEN_ANSWER = {"access_token": str, "device_id": (str, type(None))}
 
 
 def server_name(hs):
     """The homeserver's server name, or None if it will not say."""
     try:
-        return hs.request("GET", SERVER_KEYS).get("server_name")
+        return hs.request("GET", SERVER_KEYS, expect={"server_name": (str, type(None))}).get("server_name")
     except HomeserverError:
         return None
 
@@ -186,7 +188,7 @@ def user_exists(module, hs, user_id):
 def register(module, hs):
     """Register the user; return the registration answer, or None if the user exists."""
     p = module.params
-    nonce = hs.request("GET", REGISTER)["nonce"]
+    nonce = hs.request("GET", REGISTER, expect={"nonce": str})["nonce"]
     body = dict(
         nonce=nonce, username=p["localpart"], password=p["password"], admin=p["admin"],
         mac=registration_mac(p["registration_shared_secret"], nonce, p["localpart"], p["password"],
@@ -200,7 +202,8 @@ def register(module, hs):
         body["device_id"] = p["device_id"]
     try:
         # The nonce is good for one request: never send it twice.
-        return hs.request("POST", REGISTER, body=body, resend=False)
+        expect = dict(TOKEN_ANSWER, user_id=str) if p["return_access_token"] else {"user_id": str}
+        return hs.request("POST", REGISTER, body=body, resend=False, expect=expect)
     except HomeserverError as err:
         if err.errcode == "M_USER_IN_USE":
             return None
@@ -217,7 +220,7 @@ def login(module, hs):
     }
     if p["device_id"]:
         body["device_id"] = p["device_id"]
-    return hs.request("POST", LOGIN, body=body)
+    return hs.request("POST", LOGIN, body=body, expect=TOKEN_ANSWER)
 
 
 def hint(err):

@@ -15,6 +15,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "bridge" / "files" / "move_into_data_dir.py"
 BRIDGE_UID = 1337
 
+
 def move(base):
     result = subprocess.run([sys.executable, str(SCRIPT), str(base), "config.yaml"],
                             capture_output=True, text=True, check=False)

@@ -198,7 +198,7 @@ def test_reading_refuses_what_is_not_a_small_regular_file(tmp_path, kind):
 def test_atomic_write_failure_keeps_original(tmp_path):
     path = _write(tmp_path, "old\n")
     with mock.patch.object(_yaml_file.os, "replace", side_effect=OSError("disk on fire")):
-        with pytest.raises(OSError):
+        with pytest.raises(YamlFileError, match="cannot write: disk on fire"):
             atomic_write(str(path), "new\n")
     assert path.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["f.yaml"]

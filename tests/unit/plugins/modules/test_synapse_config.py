@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
+import sys
 
 import pytest
 import yaml
@@ -213,3 +215,55 @@ def test_expect_failure_on_a_secret_shows_no_value(hs):
     result, failed = run(dict(path=str(hs), settings={}, expect={"database_password": "wanted-db-pw"}))
     assert failed and "database_password" in result["msg"]
     assert "current-db-pw" not in result["msg"] and "wanted-db-pw" not in result["msg"]
+
+
+# validate and backup_path: a new file is checked before it replaces the old one, and the
+# old text is kept for a roll-back.
+CHECKER = (shlex.quote(sys.executable) + " -c \"import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); "
+           "sys.exit('ValueError: bad size %r' % c['max_upload_size'] if c.get('max_upload_size') == 'lots' else 0)\" %s")
+
+
+def test_validate_refuses_a_file_synapse_would_not_read_and_leaves_the_old_one(hs, tmp_path):
+    backup = tmp_path / "previous" / "homeserver.yaml.previous"
+    backup.parent.mkdir()
+    result, failed = run(dict(path=str(hs), settings={"max_upload_size": "lots"}, validate=CHECKER,
+                              backup_path=str(backup)))
+    assert failed
+    assert "not accepted by `validate`" in result["msg"] and "ValueError: bad size 'lots'" in result["msg"]
+    assert str(hs) in result["msg"]
+    assert hs.read_text() == HOMESERVER
+    assert [name for name in os.listdir(hs.parent) if name.startswith(".homeserver.yaml")] == []
+
+
+def test_validate_sees_the_whole_new_file_with_the_old_mode(hs, tmp_path):
+    os.chmod(hs, 0o640)
+    seen = tmp_path / "seen"
+    command = f"sh -c 'stat -c %a \"$1\" > {seen} && cat \"$1\" >> {seen}' sh %s"
+    result, failed = run(dict(path=str(hs), settings={"max_upload_size": "10M"}, validate=command))
+    assert not failed and result["changed"] is True
+    mode, text = seen.read_text().split("\n", 1)
+    assert mode == "640" and text == hs.read_text() and "max_upload_size: 10M" in text
+
+
+def test_backup_keeps_the_old_text_private_and_only_when_the_file_changes(hs, tmp_path):
+    backup = tmp_path / "homeserver.yaml.previous"
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}, backup_path=str(backup),
+                              validate=CHECKER))
+    assert not failed and result["backup_file"] == str(backup)
+    assert backup.read_text() == HOMESERVER and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    os.unlink(backup)
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}, backup_path=str(backup)))
+    assert not failed and not result["changed"] and "backup_file" not in result and not backup.exists()
+
+
+def test_validate_needs_the_placeholder(hs):
+    result, failed = run(dict(path=str(hs), settings={"report_stats": True}, validate="true"))
+    assert failed and "validate must contain %s" in result["msg"]
+    assert hs.read_text() == HOMESERVER
+
+
+def test_check_mode_neither_validates_nor_backs_up(hs, tmp_path):
+    backup = tmp_path / "homeserver.yaml.previous"
+    result, failed = run(dict(path=str(hs), settings={"max_upload_size": "lots"}, validate=CHECKER,
+                              backup_path=str(backup)), check_mode=True)
+    assert not failed and result["changed"] is True and not backup.exists()

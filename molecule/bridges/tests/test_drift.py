@@ -9,6 +9,7 @@ that is a no-op again. Every test takes testinfra's `host` fixture so they run i
 from __future__ import annotations
 
 import json
+import re
 
 from playbook_runs import ansible_module, ansible_playbook
 
@@ -85,6 +86,26 @@ def test_the_probe_sees_each_kind_of_drift_on_its_own(host):
             STATE["hand_bot"] = host.check_output("docker inspect --format '{{.Id}}' matrix-bot")
 
 
+def test_check_mode_reports_every_drift_changes_nothing_and_succeeds(host):
+    """With all five drifts on the host, `--check --diff` shows them, restarts and waits for
+    nothing, and exits 0; the host is as the drifts left it."""
+    before = (started_at_or_missing(host), host.file(WHATSAPP_CONFIG).content_string, host.file(HOMESERVER_YAML).content_string,
+              host.check_output(f"stat -c '%a' {TELEGRAM_REGISTRATION}"))
+    run = ansible_playbook("site.yml", "--check", "--diff")
+    assert run.rc == 0 and run.recap(VPS)["failed"] == 0, run.output[-6000:]
+    assert run.recap(VPS)["changed"] > 0
+    assert re.search(r"^-\s+domain: hand-edited\.test$", run.output, re.M), run.output[-6000:]
+    assert re.search(r"^\+\s*- " + re.escape(WHATSAPP_REGISTRATION_IN_SYNAPSE) + "$", run.output, re.M)
+    after = (started_at_or_missing(host), host.file(WHATSAPP_CONFIG).content_string, host.file(HOMESERVER_YAML).content_string,
+             host.check_output(f"stat -c '%a' {TELEGRAM_REGISTRATION}"))
+    assert after == before
+
+
+def started_at_or_missing(host):
+    return host.run("docker inspect --format '{{.Name}} {{.Id}} {{.State.Running}} {{.State.StartedAt}}' "
+                    + " ".join(CONTAINERS)).stdout
+
+
 def test_the_next_run_repairs_every_drift(host):
     synapse_started = host.check_output("docker inspect --format '{{.State.StartedAt}}' synapse")
     run = ansible_playbook("site.yml")
@@ -110,3 +131,21 @@ def test_after_the_repair_a_run_is_a_noop_again(host):
     before = started_at(host)
     assert_stopped_after_the_probe(ansible_playbook("site.yml"))
     assert started_at(host) == before
+
+
+def test_without_the_fast_path_every_task_is_idempotent_and_the_record_is_forgotten(host):
+    """Idempotence of each role on its own (the probe is off, every task runs): 0 changed,
+    nothing restarted. Such a run leaves no record (nothing compared, nothing to vouch for),
+    so the next fast-path run is a full one, which records again."""
+    before = started_at(host)
+    run = ansible_playbook("site.yml", "-e", "switchboard_fast_noop=false")
+    assert run.rc == 0, run.output[-4000:]
+    recap = run.recap(VPS)
+    assert recap["changed"] == 0 and recap["failed"] == 0, recap
+    assert "TASK [switchboard.matrix.synapse" in run.output  # the roles really ran
+    assert started_at(host) == before
+    assert not host.file(RECORD).exists
+    full = ansible_playbook("site.yml")
+    assert full.rc == 0 and full.recap(VPS)["changed"] == 0, full.output[-4000:]
+    assert "no record of a complete run" in full.output or "TASK [switchboard.matrix.synapse" in full.output
+    assert probe(host)["up_to_date"] is True

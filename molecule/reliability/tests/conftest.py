@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ class Run:  # pylint: disable=too-few-public-methods
 
     def recap(self):
         """The PLAY RECAP line's counters of the VPS, as a dict."""
-        for line in self.output.splitlines():
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", self.output).splitlines():
             if line.startswith(VPS + " ") and "ok=" in line:
                 return {key: int(value) for key, value in (item.split("=") for item in line.split(":", 1)[1].split())}
         return {}

@@ -4,6 +4,7 @@ The tests in this file run in order and leave the stack converged and healthy.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -131,6 +132,42 @@ def test_deleted_registration_one_run_recovers():
     assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "0", "991"]
     assert "/bridges/whatsapp/registration.yaml" in read_yaml("/matrix/synapse/data/homeserver.yaml")["app_service_config_files"]
     assert inspect("synapse")["State"]["Running"]
+
+
+HEALTH = "docker exec synapse python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8008/health', timeout=5)\""
+# Listeners only Synapse's start can refuse: an address this host does not have.
+UNBINDABLE_LISTENERS = [{"port": 8008, "type": "http", "tls": False, "bind_addresses": ["203.0.113.7"], "x_forwarded": True,
+                         "resources": [{"names": ["client", "federation"], "compress": False}]}]
+
+
+def test_a_value_synapse_cannot_read_leaves_the_file_and_the_server_as_they_were():
+    """Not one of the values the first play parses: Synapse's own config loader, run on the new
+    file in a throw-away container before it replaces the old one, refuses it."""
+    before, started = vps(f"sha256sum {HS}").stdout, inspect("synapse")["State"]["StartedAt"]
+    run = site("synapse-refuses-a-value", "--tags", "synapse",
+               "-e", json.dumps({"synapse_configuration_extension": {"auto_join_rooms": ["lobby"]}}))
+    assert run.rc != 0
+    assert "not accepted by `validate`" in run.output and "Invalid auto_join_rooms entry lobby" in run.output
+    assert vps(f"sha256sum {HS}").stdout == before
+    assert inspect("synapse")["State"]["StartedAt"] == started
+    vps(HEALTH)
+
+
+def test_a_setting_synapse_cannot_start_on_is_rolled_back():
+    """Synapse reads the file but cannot start on it: the run puts the previous homeserver.yaml
+    back, Synapse answers /health on it, and the run fails saying so, with Synapse's last words."""
+    before = vps(f"cat {HS}").stdout
+    started = time.monotonic()
+    run = site("synapse-cannot-start", "--tags", "synapse",
+               "-e", json.dumps({"synapse_configuration_extension": {"listeners": UNBINDABLE_LISTENERS},
+                                 "synapse_health_timeout": 150}))
+    assert run.rc != 0
+    assert "did not become healthy: Docker says the container synapse" in run.output, run.output[-4000:]
+    assert "the previous one is back" in run.output and "Synapse answers /health" in run.output
+    assert "203.0.113.7" in run.output.split("Synapse's last log lines", 1)[1]
+    assert vps(f"cat {HS}").stdout == before
+    vps(HEALTH)
+    record("synapse roll-back", seconds=round(time.monotonic() - started, 1))
 
 
 OLD_LAYOUT = """

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Moves a bridge's files into <base>/data, from the layout where the bridge owned <base>
 and its config and registration sat beside its own files (the collection before the
 config became root-owned). Runs as root in a directory the bridge could write, with the

@@ -90,23 +90,48 @@ def docker_fingerprint(network, run_command):
     if not containers:
         return result
     rows, error = _lines(run_command, ["docker", "container", "inspect", "--format",
-                                       "{{.Name}}\t{{.Id}}\t{{.State.Running}}\t{{.Config.Image}}\t{{.Image}}"]
+                                       "{{.Name}}\t{{.Id}}\t{{.State.Running}}\t{{.Config.Image}}\t{{.Image}}"
+                                       "\t{{.State.Status}}\t{{.RestartCount}}"
+                                       "\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"]
                          + containers)
     rows = [row.split("\t") for row in rows or []]
-    if error or any(len(row) != 5 for row in rows):
+    if error or any(len(row) != 8 or not row[6].isdigit() for row in rows):
         return {"error": "Docker containers: %s" % (error[0] if error else "docker gave an answer of another format")}
     references = sorted({row[3] for row in rows})
     images, error = _lines(run_command, ["docker", "image", "inspect", "--format", "{{.Id}}"] + references)
     named = dict(zip(references, images)) if not error and len(images) == len(references) else {}
-    for name, container_id, running, reference, image in rows:
+    for name, container_id, running, reference, image, status, restarts, health in rows:
         result["containers"][name.lstrip("/")] = {
             "id": container_id,
             "running": running == "true",
             "image": reference,
             "image_id": image,
             "image_id_of_reference": named.get(reference, "not found"),
+            # Docker's restarts of a crashing container (its restart policy), and its state:
+            # a container that is up but failing is a fault the fast path must not bless.
+            "restarts": int(restarts),
+            "status": status,
+            "health": health,
         }
     return result
+
+
+# Read afresh at each probe, never compared with the record: they change on their own
+# (a health check "starting" after a restart), and only their fault values matter.
+_CONTAINER_STATE_NOW = ("status", "health")
+
+
+def _container_fault(name, before, after):
+    """What is wrong with a container that the record says was fine, or None."""
+    if after.get("status") == "restarting":
+        return "container %s: restarting (Docker restarts it after it exits: a crash loop?)" % name
+    if after.get("health") == "unhealthy":
+        return "container %s: unhealthy (its health check fails)" % name
+    restarted = after.get("restarts", 0) - before.get("restarts", 0)
+    if restarted > 0:
+        return "container %s: restarted %d time%s by Docker since the last complete run (it exited)" % (
+            name, restarted, "" if restarted == 1 else "s")
+    return None
 
 
 def package_fingerprint(packages, run_command):
@@ -177,6 +202,13 @@ def compare(before, after):
         old_containers, new_containers = old_docker.get("containers", {}), new_docker.get("containers", {})
         for name in sorted(set(old_containers) | set(new_containers)):
             old, new = old_containers.get(name), new_containers.get(name)
+            if old is not None and new is not None:
+                fault = _container_fault(name, old, new)
+                old, new = ({key: value for key, value in container.items() if key not in _CONTAINER_STATE_NOW}
+                            for container in (old, new))
+                if fault:
+                    differences.append(fault)
+                    continue
             if old != new:
                 differences.append(_describe_container(name, old, new))
     return differences

@@ -36,8 +36,10 @@ class FakeDocker:
         if argv[1] == "ps":
             return 0, "".join(c["id"] + "\n" for c in self.containers.values()), ""
         if argv[1:3] == ["container", "inspect"]:
-            rows = ["/%s\t%s\t%s\t%s\t%s" % (name, c["id"], str(c["running"]).lower(), c["ref"], c["image"])
-                    for name, c in self.containers.items()]
+            rows = ["/%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s" % (
+                name, c["id"], str(c["running"]).lower(), c["ref"], c["image"],
+                c.get("status", "running" if c["running"] else "exited"), c.get("restarts", 0), c.get("health", "none"))
+                for name, c in self.containers.items()]
             return 0, "\n".join(rows) + "\n", ""
         if argv[1:3] == ["image", "inspect"]:
             refs = argv[5:]
@@ -191,3 +193,44 @@ def test_an_owner_change_is_described():
     before = {"files": {"/matrix/secrets/token": "file 0600 0 0 abc"}}
     after = {"files": {"/matrix/secrets/token": "file 0640 1000 0 abc"}}
     assert compare(before, after) == ["/matrix/secrets/token: mode 0640, was 0600, owner 1000:0, was 0:0"]
+
+
+def _after_docker_change(change):
+    docker = _docker()
+    before = {"docker": docker_fingerprint("matrix", docker)}
+    change(docker.containers)
+    return compare(before, {"docker": docker_fingerprint("matrix", docker)})
+
+
+def test_a_crash_looping_container_is_a_difference():
+    assert _after_docker_change(lambda c: c["synapse"].update(status="restarting", restarts=3)) == [
+        "container synapse: restarting (Docker restarts it after it exits: a crash loop?)"]
+
+
+def test_a_container_docker_restarted_since_the_record_is_a_difference():
+    assert _after_docker_change(lambda c: c["matrix-bot"].update(restarts=2)) == [
+        "container matrix-bot: restarted 2 times by Docker since the last complete run (it exited)"]
+
+
+def test_an_unhealthy_container_is_a_difference():
+    assert _after_docker_change(lambda c: c["synapse"].update(health="unhealthy")) == [
+        "container synapse: unhealthy (its health check fails)"]
+
+
+def test_a_health_check_that_changes_on_its_own_is_not():
+    docker = _docker()
+    docker.containers["synapse"]["health"] = "starting"
+    before = {"docker": docker_fingerprint("matrix", docker)}
+    docker.containers["synapse"]["health"] = "healthy"
+    assert compare(before, {"docker": docker_fingerprint("matrix", docker)}) == []
+
+
+def test_a_record_without_restart_counts_still_compares():
+    """Records written before the counts were kept: one full run, then the new record."""
+    docker = _docker()
+    before = {"docker": docker_fingerprint("matrix", docker)}
+    for container in before["docker"]["containers"].values():
+        for key in ("restarts", "status", "health"):
+            del container[key]
+    assert compare(before, {"docker": docker_fingerprint("matrix", docker)}) == [
+        "container matrix-bot: changed", "container synapse: changed"]

@@ -207,6 +207,28 @@ def test_a_bridge_from_the_old_layout_is_moved_into_its_data_directory():
     vps(f"rm {OWN_FILE}")
 
 
+RECORD = "/matrix/.switchboard-state.json"
+
+
+def test_every_mode_the_record_vouches_for_is_repaired_by_one_run():
+    """Generic: every file and directory the record of the last complete run lists gets a
+    world-writable bit (the secrets, homeserver.yaml, the signing key, the bridge's config and
+    registration, every directory). The probe sees the drift; the one full run it triggers
+    must put every mode back, and the record it writes must list the host as before."""
+    files_before = json.loads(vps(f"cat {RECORD}").stdout)["host"]["files"]
+    paths = sorted(path for path, entry in files_before.items() if entry.split(" ")[0] in ("file", "dir"))
+    assert len(paths) >= 30 and "/matrix/secrets" in paths and HS in paths, paths
+    vps("xargs -0 chmod o+w", stdin="\0".join(paths))
+    run = site("every-mode-loosened")
+    assert run.rc == 0, run.output[-3000:]
+    files_after = json.loads(vps(f"cat {RECORD}").stdout)["host"]["files"]
+    not_repaired = {path: (files_before[path], files_after.get(path)) for path in paths
+                    if files_after.get(path) != files_before[path]}
+    assert not not_repaired
+    assert site("every-mode-loosened-then-noop").recap()["changed"] == 0
+    record("every mode loosened", paths=len(paths), seconds=run.seconds)
+
+
 def test_crash_looping_bridge_fails_fast_naming_it_with_its_logs():
     crash = ('{"bridge_whatsapp_container_entrypoint": ["sh", "-c", '
              '"echo switchboard-crash-test: cannot start >&2; exit 3"], "bridge_ready_timeout": 90}')

@@ -169,6 +169,15 @@ def test_purge_media_schedule_runs_the_same_purge(host, homeserver_url):
         if host.file("/etc/cron.d/switchboard-purge-media").exists else True
 
 
+def test_purge_media_schedule_refuses_a_url_that_would_add_a_line(host):
+    """The URL goes into the cron line (or the systemd unit): a newline there would add a command."""
+    before = host.run("cat /etc/cron.d/switchboard-purge-media 2>/dev/null").stdout
+    rc, output, _counts = playbook("purge_media.yml", "-e", "media_purge_schedule=present",
+                                   "-e", '{"media_purge_homeserver_url": "http://127.0.0.1:8008\\n* * * * * root touch /tmp/x"}')
+    assert rc != 0 and "media_purge_homeserver_url must be http(s)://host[:port]" in output
+    assert host.run("cat /etc/cron.d/switchboard-purge-media 2>/dev/null").stdout == before
+
+
 def test_bot_answers_a_dm(host, homeserver_url, register_user):
     register_user("bob", "bob-password")
     answers = asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))

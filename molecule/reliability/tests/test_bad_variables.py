@@ -135,6 +135,12 @@ CASES = {
     "proxy domain malformed": ({"proxy_matrix_domain": "matrix switchboard test"},
                                ["proxy_matrix_domain", "matrix switchboard test"]),
     "unknown federation mode": ({"proxy_federation_mode": "srv"}, ["proxy_federation_mode", "srv"]),
+    "the example inventory's server name": ({"synapse_server_name": "example.org"},
+                                            ["still hold an example value", "synapse_server_name \"example.org\""]),
+    "the example inventory's domain and email": ({"proxy_matrix_domain": "matrix.example.org",
+                                                  "proxy_acme_email": "admin@example.org"},
+                                                 ["proxy_matrix_domain \"matrix.example.org\"",
+                                                  "proxy_acme_email \"admin@example.org\""]),
 }
 
 

@@ -122,6 +122,12 @@ def test_registrations_and_configs_are_private(host):
         assert (config.mode, config.uid, config.gid) == (0o640, 0, 1337), name
 
 
+def test_synapse_has_the_users_mount_and_the_bridges_mount(host):
+    mounts = json.loads(host.check_output("docker inspect synapse"))[0]["Mounts"]
+    assert {(m["Source"], m["Destination"], m["RW"]) for m in mounts} >= {
+        ("/matrix/synapse/extra", "/extra", False), ("/matrix/bridges", "/bridges", False)}
+
+
 def test_synapse_started_once_then_restarted_once(host):
     """Created and started by the synapse role, restarted once for all four bridges, never by the no-op run."""
     # By ID: a name filter would also match the one-shot synapse-generate container.

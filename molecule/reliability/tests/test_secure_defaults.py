@@ -45,3 +45,9 @@ def test_postgres_is_not_published():
 def test_synapse_is_published_on_loopback_only():
     bindings = inspect("synapse")["HostConfig"]["PortBindings"]
     assert {binding["HostIp"] for ports in bindings.values() for binding in ports} == {"127.0.0.1"}
+
+
+def test_the_users_databases_and_the_playbooks_are_all_there():
+    """postgres_databases (the user's) and the playbook's own list are added, never replaced."""
+    names = set(vps("docker exec postgres psql -U postgres -tAc 'SELECT datname FROM pg_database'").stdout.split())
+    assert {"synapse", "extra_app", "whatsapp"} <= names, names

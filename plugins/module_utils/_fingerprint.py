@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import stat
 
@@ -89,31 +90,42 @@ def docker_fingerprint(network, run_command):
         return {"error": "Docker containers: %s" % error[0]}
     if not containers:
         return result
+    # The state as JSON: a template naming .State.Health fails on a container without a
+    # health check (Docker's templates refuse a missing map key).
     rows, error = _lines(run_command, ["docker", "container", "inspect", "--format",
-                                       "{{.Name}}\t{{.Id}}\t{{.State.Running}}\t{{.Config.Image}}\t{{.Image}}"
-                                       "\t{{.State.Status}}\t{{.RestartCount}}"
-                                       "\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"]
+                                       "{{.Name}}\t{{.Id}}\t{{.Config.Image}}\t{{.Image}}\t{{.RestartCount}}"
+                                       "\t{{json .State}}"]
                          + containers)
     rows = [row.split("\t") for row in rows or []]
-    if error or any(len(row) != 8 or not row[6].isdigit() for row in rows):
+    states = [_json_object(row[5]) if len(row) == 6 else None for row in rows]
+    if error or any(len(row) != 6 or not row[4].isdigit() for row in rows) or None in states:
         return {"error": "Docker containers: %s" % (error[0] if error else "docker gave an answer of another format")}
-    references = sorted({row[3] for row in rows})
+    references = sorted({row[2] for row in rows})
     images, error = _lines(run_command, ["docker", "image", "inspect", "--format", "{{.Id}}"] + references)
     named = dict(zip(references, images)) if not error and len(images) == len(references) else {}
-    for name, container_id, running, reference, image, status, restarts, health in rows:
+    for (name, container_id, reference, image, restarts, _state), state in zip(rows, states):
+        health = state.get("Health")
         result["containers"][name.lstrip("/")] = {
             "id": container_id,
-            "running": running == "true",
+            "running": state.get("Running") is True,
             "image": reference,
             "image_id": image,
             "image_id_of_reference": named.get(reference, "not found"),
             # Docker's restarts of a crashing container (its restart policy), and its state:
             # a container that is up but failing is a fault the fast path must not bless.
             "restarts": int(restarts),
-            "status": status,
-            "health": health,
+            "status": str(state.get("Status", "")),
+            "health": str(health.get("Status", "")) if isinstance(health, dict) else "none",
         }
     return result
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # Read afresh at each probe, never compared with the record: they change on their own

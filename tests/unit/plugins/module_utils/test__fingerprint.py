@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible_collections.switchboard.matrix.plugins.module_utils._fingerprint import (
@@ -36,10 +37,14 @@ class FakeDocker:
         if argv[1] == "ps":
             return 0, "".join(c["id"] + "\n" for c in self.containers.values()), ""
         if argv[1:3] == ["container", "inspect"]:
-            rows = ["/%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s" % (
-                name, c["id"], str(c["running"]).lower(), c["ref"], c["image"],
-                c.get("status", "running" if c["running"] else "exited"), c.get("restarts", 0), c.get("health", "none"))
-                for name, c in self.containers.items()]
+            # As Docker prints --format "...{{json .State}}": Health only with a health check.
+            rows = []
+            for name, c in self.containers.items():
+                state = {"Status": c.get("status", "running" if c["running"] else "exited"), "Running": c["running"]}
+                if "health" in c:
+                    state["Health"] = {"Status": c["health"], "FailingStreak": 0, "Log": []}
+                rows.append("/%s\t%s\t%s\t%s\t%d\t%s" % (name, c["id"], c["ref"], c["image"], c.get("restarts", 0),
+                                                         json.dumps(state)))
             return 0, "\n".join(rows) + "\n", ""
         if argv[1:3] == ["image", "inspect"]:
             refs = argv[5:]

@@ -51,7 +51,7 @@ def read_secret(path):
 def ensure_secrets(directory, names, length, check_mode):
     """Read each named secret, creating the missing ones and making loosened files 0600 again.
 
-    Returns (secrets, created names, names whose mode was repaired).
+    Returns (secrets, created names, names whose mode was repaired; "." for the directory).
     """
     bad = [name for name in names if not NAME_PATTERN.fullmatch(name)]
     if bad:
@@ -62,6 +62,11 @@ def ensure_secrets(directory, names, length, check_mode):
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise ValueError("is not a directory")
     values, created, repaired = {}, [], []
+    # The directory too: a loosened one would let others see (or add) the secrets' names.
+    if os.path.isdir(directory) and stat.S_IMODE(os.lstat(directory).st_mode) != 0o700:
+        repaired.append(".")
+        if not check_mode:
+            os.chmod(directory, 0o700, follow_symlinks=False)
     for name in names:
         path = os.path.join(directory, name)
         value, mode = read_secret(path)

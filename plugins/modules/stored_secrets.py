@@ -74,7 +74,7 @@ secrets:
   type: dict
   sample: {postgres-synapse: 8c1f0a7e3b92d4c6a5f1e0b7c3d2a9f4e8b1c6d5a3f2e7b0}
 repaired:
-  description: Names of existing secrets whose file mode was made 0600 again (or would be, in check mode).
+  description: Names of existing secrets whose file mode was made 0600 again (or would be, in check mode); V(.) when the directory was made 0700 again.
   returned: success
   type: list
   elements: str

@@ -93,3 +93,13 @@ def test_what_is_not_a_regular_file_is_refused(tmp_path, kind):
     assert result["failed"] and str(path) in result["msg"], result
     assert target.read_text() == "not a secret\n"
     assert not (tmp_path / "created-by-root").exists()
+
+
+def test_a_loosened_directory_is_made_private_again(tmp_path):
+    directory = tmp_path / "secrets"
+    first = run_module(stored_secrets.main, dict(directory=str(directory), names=["a-token"], length=32))
+    os.chmod(directory, 0o707)
+    again = run_module(stored_secrets.main, dict(directory=str(directory), names=["a-token"], length=32))
+    assert again["changed"] is True and again["repaired"] == ["."]
+    assert again["secrets"] == first["secrets"]
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700

@@ -215,7 +215,10 @@ def compare(before, after):
         for name in sorted(set(old_containers) | set(new_containers)):
             old, new = old_containers.get(name), new_containers.get(name)
             if old is not None and new is not None:
-                fault = _container_fault(name, old, new)
+                # Faults only of the same container, still running: a recreated or stopped one
+                # says so first (a container made by hand may also fail its image's health check).
+                same_and_running = old["id"] == new["id"] and old.get("running") and new.get("running")
+                fault = _container_fault(name, old, new) if same_and_running else None
                 old, new = ({key: value for key, value in container.items() if key not in _CONTAINER_STATE_NOW}
                             for container in (old, new))
                 if fault:

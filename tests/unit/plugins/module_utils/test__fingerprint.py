@@ -239,3 +239,13 @@ def test_a_record_without_restart_counts_still_compares():
             del container[key]
     assert compare(before, {"docker": docker_fingerprint("matrix", docker)}) == [
         "container matrix-bot: changed", "container synapse: changed"]
+
+
+def test_a_recreated_or_stopped_container_says_so_before_its_health():
+    def recreate_unhealthy(containers):
+        containers["matrix-bot"].update(id="c9", health="unhealthy")
+    assert _after_docker_change(recreate_unhealthy) == ["container matrix-bot: recreated (another container ID)"]
+
+    def stop_unhealthy(containers):
+        containers["synapse"].update(running=False, status="exited", health="unhealthy")
+    assert _after_docker_change(stop_unhealthy) == ["container synapse: stopped"]

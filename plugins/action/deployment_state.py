@@ -14,7 +14,7 @@ from ansible.plugins.action import ActionBase
 
 # The collection's own code and wiring: a change to any of them means the roles may do
 # something else now, so it is part of the inputs.
-_CODE = ("site.yml", "playbooks", "roles", "plugins", "group_vars", "meta")
+_CODE = ("site.yml", "playbooks", "roles", "plugins", "meta")
 _COLLECTION = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 

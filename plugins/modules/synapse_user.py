@@ -64,8 +64,15 @@ options:
   registration_shared_secret:
     description:
       - The C(registration_shared_secret) of Synapse's C(homeserver.yaml).
+      - Exactly one of O(registration_shared_secret) and O(synapse_config_path) is required.
     type: str
-    required: true
+  synapse_config_path:
+    description:
+      - Path of Synapse's C(homeserver.yaml) on the managed host, to read the
+        C(registration_shared_secret) from, so the secret never passes through Ansible's variables.
+      - The file is read the safe way for a directory Synapse can write in - no link followed,
+        a regular file only, of bounded size - and a problem fails with a message naming the file.
+    type: path
   return_access_token:
     description:
       - Log the user in (or take the token of the registration that created it) and return
@@ -94,7 +101,7 @@ EXAMPLES = r"""
     localpart: admin
     password: "{{ matrix_admin_password }}"
     admin: true
-    registration_shared_secret: "{{ synapse_registration_shared_secret }}"
+    synapse_config_path: /matrix/synapse/data/homeserver.yaml
 
 - name: Register the chatbot and get a token for it
   switchboard.matrix.synapse_user:
@@ -130,6 +137,11 @@ device_id:
 import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
+    YamlFileError,
+    load_plain,
+    path_problem,
+)
 from ansible_collections.switchboard.matrix.plugins.module_utils._client import (
     HOMESERVER_ARGS,
     Homeserver,
@@ -260,6 +272,22 @@ def ensure_user(module, hs):
     return result
 
 
+def read_shared_secret(module, path):
+    """The registration_shared_secret of the homeserver.yaml at `path`, or fail saying why not."""
+    problem = path_problem(path)
+    if problem:
+        module.fail_json(msg="synapse_config_path: " + problem)
+    try:
+        config = load_plain(path)
+    except YamlFileError as err:
+        module.fail_json(msg="synapse_config_path: %s" % err)
+    secret = config.get("registration_shared_secret") if isinstance(config, dict) else None
+    if not isinstance(secret, str) or not secret:
+        module.fail_json(msg="%s has no registration_shared_secret (a non-empty string): accounts are "
+                             "registered with it. Set it in homeserver.yaml and restart Synapse." % path)
+    return secret
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -268,12 +296,17 @@ def main():
             password=dict(type="str", required=True, no_log=True),
             admin=dict(type="bool", default=False),
             user_type=dict(type="str"),
-            registration_shared_secret=dict(type="str", required=True, no_log=True),
+            registration_shared_secret=dict(type="str", no_log=True),
+            synapse_config_path=dict(type="path"),
             return_access_token=dict(type="bool", default=False, no_log=False),
             device_id=dict(type="str"),
         ),
+        mutually_exclusive=[("registration_shared_secret", "synapse_config_path")],
+        required_one_of=[("registration_shared_secret", "synapse_config_path")],
         supports_check_mode=True,
     )
+    if module.params["synapse_config_path"]:
+        module.params["registration_shared_secret"] = read_shared_secret(module, module.params["synapse_config_path"])
     problem = localpart_problem(module.params["localpart"])
     if problem:
         module.fail_json(msg="localpart: " + problem)

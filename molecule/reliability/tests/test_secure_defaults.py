@@ -47,6 +47,12 @@ def test_synapse_is_published_on_loopback_only():
     assert {binding["HostIp"] for ports in bindings.values() for binding in ports} == {"127.0.0.1"}
 
 
+def test_a_value_set_in_the_inventorys_group_vars_all_wins_over_the_wiring():
+    """synapse_public_baseurl in group_vars/all, which the wiring would derive from proxy_matrix_domain."""
+    config = vps("grep -E '^public_baseurl:' /matrix/synapse/data/homeserver.yaml").stdout.strip()
+    assert config.replace("'", "").replace('"', "") == "public_baseurl: https://matrix.switchboard.test:443/", config
+
+
 def test_the_users_databases_and_the_playbooks_are_all_there():
     """postgres_databases (the user's) and the playbook's own list are added, never replaced."""
     names = set(vps("docker exec postgres psql -U postgres -tAc 'SELECT datname FROM pg_database'").stdout.split())

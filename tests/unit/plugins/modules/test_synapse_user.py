@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -21,6 +22,7 @@ def fake():
 def run(fake, check_mode=False, diff=False, **args):
     params = dict(homeserver_url=fake.url, localpart="alice", password="pw", registration_shared_secret="s3cret")
     params.update(args)
+    params = {key: value for key, value in params.items() if value is not None}
     return run_module(synapse_user.main, params, check_mode, diff)
 
 
@@ -119,3 +121,32 @@ def test_unreachable_homeserver(monkeypatch):
     assert msg.startswith("GET http://127.0.0.1:%d/_synapse/admin/v1/register failed after 2 attempts: " % port)
     assert "refused" in msg and "Is the homeserver running" in msg
     assert sleeps == [0.5]
+
+
+def test_reads_the_secret_from_homeserver_yaml(fake, tmp_path):
+    config = tmp_path / "homeserver.yaml"
+    config.write_text("server_name: test.local\nregistration_shared_secret: s3cret\n")
+    result = run(fake, registration_shared_secret=None, synapse_config_path=str(config))
+    assert result["changed"] is True and "alice" in fake.users
+    assert "s3cret" not in repr(result)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda path: path.symlink_to("/etc/passwd"), "is a symbolic link"),
+    (lambda path: os.mkfifo(path), "not a regular file"),
+    (lambda path: path.write_text("server_name: test.local\n"), "has no registration_shared_secret"),
+    (lambda path: path.write_text("registration_shared_secret: [1]\n"), "has no registration_shared_secret"),
+    (lambda path: None, "file does not exist"),
+])
+def test_a_homeserver_yaml_it_cannot_trust_fails_before_any_request(fake, tmp_path, make, expected):
+    config = tmp_path / "homeserver.yaml"
+    make(config)
+    result = run(fake, registration_shared_secret=None, synapse_config_path=str(config))
+    assert result["failed"] and expected in result["msg"] and str(config) in result["msg"]
+    assert fake.posts() == [] and fake.users == {}
+
+
+def test_the_secret_comes_from_one_place_only(fake, tmp_path):
+    result = run(fake, synapse_config_path=str(tmp_path / "homeserver.yaml"))
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+    assert fake.posts() == []

@@ -250,15 +250,19 @@ def plan_list(current, wanted, state, exclusive):
     return kept + added
 
 
-def load_registrations(entries, hs_path, requested, path_map):
+def load_registrations(entries, hs_path, requested, path_map, check_mode=False):
     """Read and check the registrations Synapse would load for `entries`, as Synapse would.
 
     `requested` maps container paths to the host paths given to the module; other entries
-    were listed already and are found on the host through `path_map`.
+    were listed already and are found on the host through `path_map`. In check mode a
+    requested file that does not exist yet is one an earlier task would have written: it
+    cannot be read, so it is not checked.
     """
     loaded = []
     for entry in entries:
         host_path = requested.get(os.path.normpath(entry))
+        if check_mode and host_path is not None and not os.path.lexists(host_path):
+            continue
         try:
             if host_path is None:
                 host_path = path_map.to_host(entry)
@@ -295,7 +299,7 @@ def run_synapse_appservices(module):
             host_path = os.path.normpath(host_path)
             requested.setdefault(os.path.normpath(path_map.to_container(host_path)), host_path)
         new = plan_list(current, requested, params["state"], params["exclusive"])
-        load_registrations(new, params["path"], requested, path_map)
+        load_registrations(new, params["path"], requested, path_map, module.check_mode)
     except (RegistrationError, YamlFileError) as exc:
         module.fail_json(msg=str(exc))
 

@@ -18,6 +18,12 @@ REMOVE = object()
 
 # name: (changes to the scenario's settings, fragments the failure message must hold)
 CASES = {
+    "appservice registration outside Synapse's mounts": (
+        {"synapse_app_service_files_custom": ["/etc/registration.yaml"]},
+        ["synapse_app_service_files_custom: \"/etc/registration.yaml\" is not an absolute path under a directory Synapse mounts"]),
+    "appservice registration climbing out of a mount": (
+        {"synapse_app_service_files_custom": ["/matrix/bridges/../registration.yaml"]},
+        ["synapse_app_service_files_custom: \"/matrix/bridges/../registration.yaml\""]),
     "server name missing": ({"synapse_server_name": REMOVE}, ["synapse_server_name is \"\"", "set it in your inventory"]),
     "server name empty": ({"synapse_server_name": ""}, ["synapse_server_name is \"\""]),
     "server name malformed": ({"synapse_server_name": "my server!.test"}, ["synapse_server_name is \"my server!.test\""]),

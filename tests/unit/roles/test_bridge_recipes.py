@@ -28,7 +28,7 @@ PLAY = """
     - ansible.builtin.include_vars: {engine}/defaults/main.yml
     - ansible.builtin.include_vars: {engine}/vars/main.yml
     - ansible.builtin.set_fact:
-        bridge_tokens: {{secrets: "{{{{ dict(bridge_secret_names | zip(bridge_secret_names | map('regex_replace', '^', 'value-of-'))) }}}}"}}
+        bridge_secrets: "{{{{ dict(bridge_secret_names | zip(bridge_secret_names | map('regex_replace', '^', 'value-of-'))) }}}}"
     - ansible.builtin.copy:
         dest: "{out}"
         mode: "0600"

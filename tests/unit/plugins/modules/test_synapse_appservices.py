@@ -385,6 +385,17 @@ def test_check_mode_reports_change_but_writes_nothing(host):
     assert os.listdir(host.hs.parent) == ["homeserver.yaml"]
 
 
+def test_check_mode_lists_a_registration_an_earlier_task_would_write(host):
+    """In check mode the bridge's registration task wrote nothing: the listing is still predicted."""
+    result, failed = run(host.args("telegram"), check_mode=True)
+    assert not failed, result
+    assert result["changed"] is True and result["app_service_config_files"] == ["/bridges/telegram/registration.yaml"]
+    assert host.hs.read_text() == HOMESERVER
+    # For real, the missing file is refused: Synapse would not start.
+    result, failed = run(host.args("telegram"))
+    assert failed and "does not exist" in result["msg"] and host.hs.read_text() == HOMESERVER
+
+
 def test_diff_mode_shows_file_before_and_after(host):
     host.write_reg("telegram")
     result, failed = run(host.args("telegram"), diff=True, check_mode=True)

@@ -133,7 +133,7 @@ def test_reads_the_secret_from_homeserver_yaml(fake, tmp_path):
 
 @pytest.mark.parametrize("make, expected", [
     (lambda path: path.symlink_to("/etc/passwd"), "is a symbolic link"),
-    (lambda path: os.mkfifo(path), "not a regular file"),
+    (os.mkfifo, "not a regular file"),
     (lambda path: path.write_text("server_name: test.local\n"), "has no registration_shared_secret"),
     (lambda path: path.write_text("registration_shared_secret: [1]\n"), "has no registration_shared_secret"),
     (lambda path: None, "file does not exist"),

@@ -236,7 +236,7 @@ def test_crash_looping_bridge_fails_fast_naming_it_with_its_logs():
              '"echo switchboard-crash-test: cannot start >&2; exit 3"], "bridge_ready_timeout": 90}')
     run = site("crash-loop", "--tags", "whatsapp", "-e", crash, timeout=300)
     assert run.rc != 0
-    message = run.output[run.output.index("Synapse could not reach the whatsapp bridge"):]
+    message = run.output[run.output.index("Synapse could not reach the appservice whatsapp"):]
     assert "container mautrix-whatsapp" in message
     assert "crash-looping" in message or "not running" in message
     assert "switchboard-crash-test: cannot start" in message

@@ -1,0 +1,201 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Switchboard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: appservice_ping
+short_description: Wait until Synapse reaches an appservice (a bridge), or say why it does not
+version_added: 0.1.0
+description:
+  - Asks Synapse to ping the appservice (C(POST /_matrix/client/v1/appservice/<id>/ping), client
+    API v1.7). Synapse then calls the appservice's C(/_matrix/app/v1/ping) with its C(hs_token),
+    so a success proves both directions work - Synapse reaches the bridge and the bridge accepts
+    Synapse's token.
+  - The request is made from inside Synapse's container (C(docker exec)), so Synapse need not be
+    published on the host. The token goes to C(docker exec) in its environment, never on a
+    command line.
+  - Returns at once when the appservice answers. The wait is bounded by O(timeout) and ends
+    early when the bridge's container does not exist, is not running, or keeps restarting once
+    Synapse is healthy (a crash loop). The failure says which, with the container's last log lines.
+author:
+  - Switchboard developers (@switchboard)
+extends_documentation_fragment:
+  - switchboard.matrix._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is asked: a check run starts and restarts nothing to wait for.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  appservice_id:
+    description:
+      - The C(id) of the appservice's registration.
+    type: str
+    required: true
+  as_token:
+    description:
+      - The appservice's C(as_token). Synapse only pings an appservice for the holder of its token.
+    type: str
+    required: true
+  container:
+    description:
+      - The appservice's container, watched while waiting.
+    type: str
+    required: true
+  synapse_container:
+    description:
+      - Synapse's container, which makes the request on its own loopback (port 8008).
+    type: str
+    default: synapse
+  timeout:
+    description:
+      - Seconds to wait at most.
+    type: int
+    default: 120
+  log_lines:
+    description:
+      - How many of the container's last log lines a failure shows.
+    type: int
+    default: 25
+"""
+
+EXAMPLES = r"""
+- name: Read the bridge's appservice token
+  switchboard.matrix.stored_secrets:
+    directory: /matrix/secrets
+    names: [bridge-whatsapp-as-token]
+  register: tokens
+  no_log: true
+
+- name: Wait until Synapse reaches the WhatsApp bridge
+  switchboard.matrix.appservice_ping:
+    appservice_id: whatsapp
+    as_token: "{{ tokens.secrets['bridge-whatsapp-as-token'] }}"
+    container: mautrix-whatsapp
+"""
+
+RETURN = r"""
+seconds:
+  description: How long the wait took.
+  returned: success, outside check mode
+  type: float
+  sample: 3.2
+reason:
+  description:
+    - Why the wait failed - V(missing), V(stopped), V(crash-looping) or V(timeout).
+  returned: failure
+  type: str
+  sample: stopped
+"""
+
+import json
+import time
+import urllib.parse
+
+from ansible.module_utils.basic import AnsibleModule
+
+# Run by Synapse's own Python inside its container: the image has no curl.
+PING = (
+    "import json, os, sys, urllib.request\n"
+    "url = 'http://127.0.0.1:8008/_matrix/client/v1/appservice/' + sys.argv[1] + '/ping'\n"
+    "body = json.dumps(dict(transaction_id='switchboard-readiness')).encode()\n"
+    "headers = {'Authorization': 'Bearer ' + os.environ['AS_TOKEN'], 'Content-Type': 'application/json'}\n"
+    "urllib.request.urlopen(urllib.request.Request(url, data=body, method='POST', headers=headers), timeout=10)\n"
+)
+HEALTH = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8008/health', timeout=2)"
+# Restarts while Synapse was down (it restarts when a bridge changes) are normal; this many
+# more once Synapse answers mean the bridge itself keeps failing.
+CRASH_LOOP_RESTARTS = 2
+POLL_SECONDS = 2
+
+
+class Waiter:
+    """The wait, with the clock, the pause and the docker commands as seams for tests."""
+
+    def __init__(self, module, clock=time.monotonic, sleep=time.sleep):
+        self.module, self.clock, self.sleep = module, clock, sleep
+        self.params = module.params
+
+    def docker(self, *argv, environ=None):
+        return self.module.run_command(["docker"] + list(argv), environ_update=environ or {})
+
+    def pinged(self):
+        quoted = urllib.parse.quote(self.params["appservice_id"], safe="")
+        rc, _out, _err = self.docker("exec", "-e", "AS_TOKEN", self.params["synapse_container"], "python", "-c", PING,
+                                     quoted, environ={"AS_TOKEN": self.params["as_token"]})
+        return rc == 0
+
+    def synapse_healthy(self):
+        return self.docker("exec", self.params["synapse_container"], "python", "-c", HEALTH)[0] == 0
+
+    def state(self):
+        """(State mapping, restart count) of the bridge's container, or None when it does not exist."""
+        rc, out, _err = self.docker("inspect", self.params["container"])
+        if rc != 0:
+            return None
+        info = json.loads(out)[0]
+        return info["State"], info["RestartCount"]
+
+    def wait(self):
+        """(None, seconds) when reached, else (reason, message)."""
+        container, started, baseline = self.params["container"], self.clock(), None
+        while True:
+            if self.pinged():
+                return None, round(self.clock() - started, 1)
+            found = self.state()
+            if found is None:
+                return "missing", "the container %s does not exist" % container
+            state, restarts = found
+            if state.get("Status") in ("exited", "dead", "created"):
+                return "stopped", "the container %s is not running (%s, exit code %s)" % (
+                    container, state.get("Status"), state.get("ExitCode"))
+            if baseline is None and self.synapse_healthy():
+                baseline = restarts
+            elapsed = self.clock() - started
+            if baseline is not None and restarts - baseline >= CRASH_LOOP_RESTARTS:
+                return "crash-looping", "the container %s is crash-looping: it restarted %d times in %.0f s (exit code %s)" % (
+                    container, restarts - baseline, elapsed, state.get("ExitCode"))
+            if elapsed >= self.params["timeout"]:
+                return "timeout", "Synapse got no answer from the container %s within %d s (it is %s)" % (
+                    container, self.params["timeout"], state.get("Status"))
+            self.sleep(POLL_SECONDS)
+
+    def last_logs(self):
+        rc, out, err = self.docker("logs", "--tail", str(self.params["log_lines"]), self.params["container"])
+        return (out + err).strip() if rc == 0 else "(no logs: %s)" % err.strip()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            appservice_id=dict(type="str", required=True),
+            as_token=dict(type="str", required=True, no_log=True),
+            container=dict(type="str", required=True),
+            synapse_container=dict(type="str", default="synapse"),
+            timeout=dict(type="int", default=120),
+            log_lines=dict(type="int", default=25),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["timeout"] < 0 or module.params["log_lines"] < 0:
+        module.fail_json(msg="timeout and log_lines must not be negative")
+    if module.check_mode:
+        module.exit_json(changed=False)
+    waiter = Waiter(module)
+    reason, detail = waiter.wait()
+    if reason is None:
+        module.exit_json(changed=False, seconds=detail)
+    module.fail_json(reason=reason, msg="Synapse could not reach the appservice %s (container %s): %s. Last log lines of %s:\n%s"
+                     % (module.params["appservice_id"], module.params["container"], detail, module.params["container"],
+                        waiter.last_logs()))
+
+
+if __name__ == "__main__":
+    main()

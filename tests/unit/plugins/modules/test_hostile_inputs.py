@@ -261,6 +261,15 @@ def _fifo_in_directory(host, name):
     return host.fifo(name)
 
 
+def user_at(path):
+    """synapse_user's arguments, against the hostile server's answer at `path`."""
+    return lambda host: dict(USER, homeserver_url=host.url(path))
+
+
+def purge_at(path):
+    """synapse_media_purge's arguments, against the hostile server's answer at `path`."""
+    return lambda host: dict(PURGE, homeserver_url=host.url(path))
+
 # (module, builder of the module's arguments, words the message must hold: "{tmp}" is the case's
 # directory). "before" notes what the module did before it answered with a message. A failed
 # request is named by its URL, which is homeserver_url and the API path.
@@ -470,16 +479,13 @@ CASES = {
         (synapse_user, lambda host: dict(USER, homeserver_url="https://127.0.0.1:1", ca_path=host.path("ca.pem")),
          ["ca_path:", "{tmp}/ca.pem"]),
     "answer a JSON list (before: TypeError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("list")), ["homeserver_url", "JSON object"]),
+        (synapse_user, user_at("list"), ["homeserver_url", "JSON object"]),
     "answer without nonce (before: KeyError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("empty-object")),
-         ["homeserver_url", "'nonce'"]),
+        (synapse_user, user_at("empty-object"), ["homeserver_url", "'nonce'"]),
     "answer with a numeric nonce (before: AttributeError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("nonce-number")),
-         ["homeserver_url", "'nonce'", "number"]),
+        (synapse_user, user_at("nonce-number"), ["homeserver_url", "'nonce'", "number"]),
     "registration answer without user_id (before: KeyError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("nonce-only")),
-         ["homeserver_url", "'user_id'"]),
+        (synapse_user, user_at("nonce-only"), ["homeserver_url", "'user_id'"]),
     "registration answer without access_token (before: KeyError)":
         (synapse_user, lambda host: dict(USER, homeserver_url=host.url("nonce-only"), return_access_token=True),
          ["homeserver_url", "'access_token'"]),
@@ -487,7 +493,7 @@ CASES = {
         (synapse_user, lambda host: dict(USER, homeserver_url=host.url("list"), _check_mode=True),
          ["homeserver_url", "JSON object"]),
     "answer nested 100000 deep (before: RecursionError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("deep")), ["homeserver_url", "JSON"]),
+        (synapse_user, user_at("deep"), ["homeserver_url", "JSON"]),
     "429 with retry_after_ms 'soon' (before: ValueError)":
         (synapse_user, lambda host: dict(USER, homeserver_url=host.url("ratelimit-soon"), retries=1),
          ["/ratelimit-soon/_synapse/admin/v1/register failed", "HTTP 429"]),
@@ -498,49 +504,38 @@ CASES = {
         (synapse_user, lambda host: dict(USER, homeserver_url=host.url("ratelimit-nan"), retries=1),
          ["/ratelimit-nan/_synapse/admin/v1/register failed", "HTTP 429"]),
     "403 with numbers for errcode and error (before: TypeError)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("error-numbers")),
-         ["/error-numbers/_synapse/admin/v1/register failed", "HTTP 403"]),
+        (synapse_user, user_at("error-numbers"), ["/error-numbers/_synapse/admin/v1/register failed", "HTTP 403"]),
     "answer trickles in a byte at a time (before: hang)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("trickle")),
-         ["homeserver_url", "more than 1 seconds"]),
+        (synapse_user, user_at("trickle"), ["homeserver_url", "more than 1 seconds"]),
     "answer of 64 MiB (before: read whole)":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("huge")), ["homeserver_url", "bytes"]),
+        (synapse_user, user_at("huge"), ["homeserver_url", "bytes"]),
     "answer never comes":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("never")), ["homeserver_url", "timed out"]),
+        (synapse_user, user_at("never"), ["homeserver_url", "timed out"]),
     "nothing listens":
         (synapse_user, lambda host: dict(USER, homeserver_url=host.closed_port_url()),
          ["homeserver_url", "refused"]),
     "answer not JSON":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("garbage")), ["homeserver_url", "not JSON"]),
+        (synapse_user, user_at("garbage"), ["homeserver_url", "not JSON"]),
     "answer HTTP 500 with HTML":
-        (synapse_user, lambda host: dict(USER, homeserver_url=host.url("server-error")),
-         ["/server-error/_synapse/admin/v1/register failed", "HTTP 500"]),
+        (synapse_user, user_at("server-error"), ["/server-error/_synapse/admin/v1/register failed", "HTTP 500"]),
 
     # synapse_media_purge
     "users a list of strings (before: AttributeError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("users-strings")),
-         ["homeserver_url", "'users'"]),
+        (synapse_media_purge, purge_at("users-strings"), ["homeserver_url", "'users'"]),
     "user without a name (before: KeyError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("user-without-name")),
-         ["homeserver_url", "'name'"]),
+        (synapse_media_purge, purge_at("user-without-name"), ["homeserver_url", "'name'"]),
     "users listing that never ends (before: hang)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("endless-users")),
-         ["homeserver_url", "next_token"]),
+        (synapse_media_purge, purge_at("endless-users"), ["homeserver_url", "next_token"]),
     "rooms a list of strings (before: AttributeError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("rooms-strings")),
-         ["homeserver_url", "'rooms'"]),
+        (synapse_media_purge, purge_at("rooms-strings"), ["homeserver_url", "'rooms'"]),
     "media a list of strings (before: AttributeError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("media-strings")),
-         ["homeserver_url", "'media'"]),
+        (synapse_media_purge, purge_at("media-strings"), ["homeserver_url", "'media'"]),
     "media without an ID (before: KeyError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("media-without-id")),
-         ["homeserver_url", "'media_id'"]),
+        (synapse_media_purge, purge_at("media-without-id"), ["homeserver_url", "'media_id'"]),
     "media length a string (before: TypeError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("media-length-string")),
-         ["homeserver_url", "'media_length'"]),
+        (synapse_media_purge, purge_at("media-length-string"), ["homeserver_url", "'media_length'"]),
     "deleted media of mixed types (before: TypeError)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("deleted-mixed")),
-         ["homeserver_url", "'deleted_media'"]),
+        (synapse_media_purge, purge_at("deleted-mixed"), ["homeserver_url", "'deleted_media'"]),
     "remote deleted a string (before: TypeError)":
         (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("remote-deleted-string"),
                                                 purge_remote=True),
@@ -557,8 +552,7 @@ CASES = {
     "homeserver_url without a scheme (before: 'unknown url type')":
         (synapse_media_purge, lambda host: dict(PURGE, homeserver_url="localhost"), ["homeserver_url:", "http://"]),
     "admin answer trickles in (before: hang)":
-        (synapse_media_purge, lambda host: dict(PURGE, homeserver_url=host.url("trickle")),
-         ["homeserver_url", "more than 1 seconds"]),
+        (synapse_media_purge, purge_at("trickle"), ["homeserver_url", "more than 1 seconds"]),
 }
 
 # A Python exception's name in a message means the module did not understand what went wrong.

@@ -28,7 +28,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - In check mode nothing is asked: a check run starts and restarts nothing to wait for.
+      - In check mode nothing is asked, since a check run starts and restarts nothing to wait for.
   diff_mode:
     support: none
   idempotent:
@@ -101,15 +101,22 @@ import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 
-# Run by Synapse's own Python inside its container: the image has no curl.
+# Run by Synapse's own Python inside its container (the image has no curl); exits 0 only
+# on a 2xx answer.
 PING = (
-    "import json, os, sys, urllib.request\n"
-    "url = 'http://127.0.0.1:8008/_matrix/client/v1/appservice/' + sys.argv[1] + '/ping'\n"
-    "body = json.dumps(dict(transaction_id='switchboard-readiness')).encode()\n"
+    "import http.client, json, os, sys\n"
+    "connection = http.client.HTTPConnection('127.0.0.1', 8008, timeout=10)\n"
+    "body = json.dumps(dict(transaction_id='switchboard-readiness'))\n"
     "headers = {'Authorization': 'Bearer ' + os.environ['AS_TOKEN'], 'Content-Type': 'application/json'}\n"
-    "urllib.request.urlopen(urllib.request.Request(url, data=body, method='POST', headers=headers), timeout=10)\n"
+    "connection.request('POST', '/_matrix/client/v1/appservice/' + sys.argv[1] + '/ping', body, headers)\n"
+    "sys.exit(0 if 200 <= connection.getresponse().status < 300 else 1)\n"
 )
-HEALTH = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8008/health', timeout=2)"
+HEALTH = (
+    "import http.client, sys\n"
+    "connection = http.client.HTTPConnection('127.0.0.1', 8008, timeout=2)\n"
+    "connection.request('GET', '/health')\n"
+    "sys.exit(0 if connection.getresponse().status == 200 else 1)\n"
+)
 # Restarts while Synapse was down (it restarts when a bridge changes) are normal; this many
 # more once Synapse answers mean the bridge itself keeps failing.
 CRASH_LOOP_RESTARTS = 2

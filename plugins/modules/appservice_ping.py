@@ -109,13 +109,13 @@ PING = (
     "body = json.dumps(dict(transaction_id='switchboard-readiness'))\n"
     "headers = {'Authorization': 'Bearer ' + os.environ['AS_TOKEN'], 'Content-Type': 'application/json'}\n"
     "connection.request('POST', '/_matrix/client/v1/appservice/' + sys.argv[1] + '/ping', body, headers)\n"
-    "sys.exit(0 if 200 <= connection.getresponse().status < 300 else 1)\n"
+    "raise SystemExit(0 if 200 <= connection.getresponse().status < 300 else 1)\n"
 )
 HEALTH = (
-    "import http.client, sys\n"
+    "import http.client\n"
     "connection = http.client.HTTPConnection('127.0.0.1', 8008, timeout=2)\n"
     "connection.request('GET', '/health')\n"
-    "sys.exit(0 if connection.getresponse().status == 200 else 1)\n"
+    "raise SystemExit(0 if connection.getresponse().status == 200 else 1)\n"
 )
 # Restarts while Synapse was down (it restarts when a bridge changes) are normal; this many
 # more once Synapse answers mean the bridge itself keeps failing.

@@ -270,6 +270,7 @@ def purge_at(path):
     """synapse_media_purge's arguments, against the hostile server's answer at `path`."""
     return lambda host: dict(PURGE, homeserver_url=host.url(path))
 
+
 # (module, builder of the module's arguments, words the message must hold: "{tmp}" is the case's
 # directory). "before" notes what the module did before it answered with a message. A failed
 # request is named by its URL, which is homeserver_url and the API path.

@@ -178,6 +178,33 @@ def test_purge_media_schedule_refuses_a_url_that_would_add_a_line(host):
     assert host.run("cat /etc/cron.d/switchboard-purge-media 2>/dev/null").stdout == before
 
 
+def test_backup_schedule_makes_daily_archives_and_keeps_the_newest(host):
+    """backup_schedule=present installs the daily job; run now, it dumps every database PostgreSQL has,
+    names its archive by the time and keeps backup_keep of them."""
+    daily = "/matrix/backups-daily"
+    run_ok("backup.yml", "-e", "backup_schedule=present", "-e", "backup_keep=2", "-e", f"backup_path={daily}")
+    cron = host.file("/etc/cron.d/switchboard-backup").content_string
+    job = [line for line in cron.splitlines() if "switchboard-backup.py" in line and not line.startswith("#")]
+    assert len(job) == 1, cron
+    assert job[0].split()[:2] == ["15", "3"], job
+    command = job[0].split(None, 6)[6].replace(">/dev/null", "")
+    made = []
+    for _ in range(2):
+        time.sleep(1.1)  # archive names have a one-second resolution
+        result = host.run(command)
+        assert result.rc == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert {"synapse", "whatsapp"} <= set(report["postgres"]), report
+        made.append(report["archive"])
+    # The playbook's own archive, the oldest, was deleted: two are kept.
+    assert sorted(f"{daily}/{name}" for name in host.check_output(f"ls {daily}").split()) == made
+    assert host.file(made[-1]).mode == 0o600
+    run_ok("backup.yml", "-e", "backup_schedule=absent", "-e", f"backup_path={daily}")
+    cron_file = host.file("/etc/cron.d/switchboard-backup")
+    assert not cron_file.exists or "switchboard-backup.py" not in cron_file.content_string
+    assert not host.file("/usr/local/lib/switchboard-backup.py").exists
+
+
 def test_bot_answers_a_dm(host, homeserver_url, register_user):
     register_user("bob", "bob-password")
     answers = asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))

@@ -105,10 +105,44 @@ def relative(root, path):
     return os.path.relpath(path, root)
 
 
+# The names create gives its archives when none is given (a scheduled run): the only ones
+# a rotation may delete.
+AUTO_NAME = re.compile(r"^switchboard-[0-9]{8}T[0-9]{6}Z\.tar\.gz\Z")
+
+
+def auto_name():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("switchboard-%Y%m%dT%H%M%SZ")
+
+
+def owned_databases(container, superuser):
+    """Every database of the PostgreSQL server but its own, with its owner (a scheduled run
+    dumps the databases there are then, bridges added since included)."""
+    listing = run(["docker", "exec", container, "psql", "-U", superuser, "-AtF", "\t", "-c",
+                   "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+                   "WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY datname"], stdout=subprocess.PIPE)
+    return [dict(name=name, owner=owner) for name, owner in
+            (line.split("\t") for line in listing.stdout.decode().splitlines() if line)]
+
+
+def rotate(dest, keep, created):
+    """Delete the oldest automatically named archives beyond the newest `keep` (0: keep all)."""
+    if keep <= 0:
+        return []
+    archives = sorted(name for name in os.listdir(dest) if AUTO_NAME.match(name)
+                      and os.path.isfile(os.path.join(dest, name)) and not os.path.islink(os.path.join(dest, name)))
+    removed = [name for name in archives[:-keep] if os.path.join(dest, name) != created]
+    for name in removed:
+        os.unlink(os.path.join(dest, name))
+    return removed
+
+
 def create(args):
     root = args["root"]
     matrix = args["matrix_path"]
     dest = args["dest"]
+    args = dict(args, name=args.get("name") or auto_name())
+    if args.get("postgres_databases") == "all":
+        args["postgres_databases"] = owned_databases(args["postgres_container"], args["postgres_superuser"])
     skip = {os.path.normpath(p) for p in args.get("exclude", [])} | {os.path.normpath(dest)}
     os.makedirs(dest, mode=0o700, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=dest)
@@ -168,7 +202,8 @@ def create(args):
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(partial, archive)
-        return dict(changed=True, archive=archive, size=os.path.getsize(archive),
+        removed = rotate(dest, int(args.get("keep", 0)), archive)
+        return dict(changed=True, archive=archive, size=os.path.getsize(archive), removed=removed,
                     postgres=[d["name"] for d in manifest["postgres"]],
                     sqlite=[d["path"] for d in manifest["sqlite"]], skipped=skipped)
     finally:

@@ -38,9 +38,9 @@ def tree(tmp_path):
 
 
 def args(tmp_path, matrix, **extra):
-    return dict(root=str(tmp_path), matrix_path=str(matrix), dest=str(tmp_path / "backups"), name="b1",
-                exclude=[str(matrix / "postgres" / "data"), str(matrix / "synapse" / "build")],
-                server_name="example.test", postgres_databases=[], **extra)
+    return dict(dict(root=str(tmp_path), matrix_path=str(matrix), dest=str(tmp_path / "backups"), name="b1",
+                     exclude=[str(matrix / "postgres" / "data"), str(matrix / "synapse" / "build")],
+                     server_name="example.test", postgres_databases=[]), **extra)
 
 
 def test_archive_holds_the_files_and_a_consistent_sqlite_copy(tree):
@@ -97,3 +97,47 @@ def test_a_foreign_archive_is_refused(tmp_path, capsys):
         tar.add(__file__, arcname="etc/passwd")
     assert backup.main(["switchboard_backup.py", "inspect", json.dumps({"archive": str(foreign)})]) == 1
     assert "is not a Switchboard backup" in json.loads(capsys.readouterr().out)["msg"]
+
+
+def test_a_scheduled_run_names_its_archive_and_keeps_the_newest(tree, monkeypatch):
+    """No name: the time names the archive; keep=2 deletes the older automatic ones, never another file."""
+    tmp_path, matrix, _db = tree
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    for old in ("switchboard-20260101T030000Z.tar.gz", "switchboard-20260102T030000Z.tar.gz",
+                "switchboard-20260103T030000Z.tar.gz"):
+        (dest / old).write_bytes(b"old")
+    (dest / "before-the-upgrade.tar.gz").write_bytes(b"mine")   # named by hand: never rotated
+    (dest / "switchboard-20250101T030000Z.tar.gz.partial").write_bytes(b"")
+    monkeypatch.setattr(backup, "auto_name", lambda: "switchboard-20260104T030000Z")
+    result = backup.create(args(tmp_path, matrix, name="", keep=2))
+    assert result["archive"] == str(dest / "switchboard-20260104T030000Z.tar.gz")
+    assert result["removed"] == ["switchboard-20260101T030000Z.tar.gz", "switchboard-20260102T030000Z.tar.gz"]
+    assert sorted(os.listdir(dest)) == ["before-the-upgrade.tar.gz", "switchboard-20250101T030000Z.tar.gz.partial",
+                                        "switchboard-20260103T030000Z.tar.gz", "switchboard-20260104T030000Z.tar.gz"]
+
+
+def test_keep_zero_keeps_every_archive(tree):
+    tmp_path, matrix, _db = tree
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "switchboard-20260101T030000Z.tar.gz").write_bytes(b"old")
+    result = backup.create(args(tmp_path, matrix, name="", keep=0))
+    assert result["removed"] == [] and len(os.listdir(tmp_path / "backups")) == 2
+    assert backup.AUTO_NAME.match(os.path.basename(result["archive"]))
+
+
+def test_all_databases_are_listed_from_the_server(tree, monkeypatch):
+    tmp_path, matrix, _db = tree
+    calls = []
+
+    def fake_run(argv, stdout=None, stdin=None):  # pylint: disable=unused-argument
+        calls.append(argv)
+        if "psql" in argv:
+            return type("Result", (), {"stdout": b"synapse\tsynapse\nwhatsapp\twhatsapp\n"})()
+        stdout.write(b"dump of " + argv[-1].encode())
+        return None
+    monkeypatch.setattr(backup, "run", fake_run)
+    result = backup.create(args(tmp_path, matrix, postgres_databases="all", postgres_container="postgres",
+                                postgres_superuser="postgres"))
+    assert result["postgres"] == ["synapse", "whatsapp"]
+    assert [argv[-1] for argv in calls if "pg_dump" in argv] == ["synapse", "whatsapp"]

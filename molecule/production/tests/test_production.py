@@ -6,6 +6,7 @@ import secrets
 
 import pytest
 import yaml
+from playbook_runs import ansible_playbook
 
 CLIENT = "https://matrix.switchboard.test:28443"
 BASE_DOMAIN = "https://switchboard.test:28443"
@@ -101,3 +102,28 @@ def test_go_telegram_config_passes_upstreams_start_checks(host, http):
         assert config[path[0]][path[1]] == host.file(f"/matrix/secrets/bridge-telegram-{secret}").content_string.strip()
     log = host.check_output("docker logs mautrix-telegram 2>&1")
     assert "stand-in for go.mau.fi/mautrix-telegram@v0.2608.0" in log and "config accepted" in log
+
+
+def test_check_playbook_catches_a_broken_wellknown_and_site_repairs_it(host):
+    """playbooks/check.yml passes on the deployed server, names a server well-known edited by hand
+    with what it should say, and site.yml (whose own last step is the same check) puts it right."""
+    good = ansible_playbook("playbooks/check.yml", "-v")
+    assert good.rc == 0, good.output[-4000:]
+    assert "delegates to matrix.switchboard.test:8448" in good.output
+    assert "with the signing key of switchboard.test" in good.output
+
+    caddyfile = "/matrix/proxy/etc/Caddyfile"
+    original = host.file(caddyfile).content_string
+    assert original.count("matrix.switchboard.test:8448") == 1
+    host.run_expect([0], f"sed -i 's/matrix.switchboard.test:8448/matrix.switchboard.test:9999/' {caddyfile}")
+    host.run_expect([0], "docker exec caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile")
+
+    broken = ansible_playbook("playbooks/check.yml")
+    assert broken.rc != 0
+    assert ('https://switchboard.test/.well-known/matrix/server: m.server is \\"matrix.switchboard.test:9999\\", '
+            'expected \\"matrix.switchboard.test:8448\\"') in broken.output, broken.output[-4000:]
+
+    repaired = ansible_playbook("site.yml")
+    assert repaired.rc == 0, repaired.output[-4000:]
+    assert host.file(caddyfile).content_string == original
+    assert ansible_playbook("playbooks/check.yml").rc == 0

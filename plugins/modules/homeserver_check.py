@@ -174,7 +174,7 @@ class Checker:
     def synapse(self):
         base = self.params["synapse_url"].rstrip("/")
         host_port = base.split("://", 1)[1]
-        host, _, port = host_port.partition(":")
+        host, _colon, port = host_port.partition(":")
         connection = http.client.HTTPConnection(host, int(port or 80), timeout=self.params["timeout"])
         data, _response = self.get(base + "/_matrix/client/versions", connection, "/_matrix/client/versions")
         if not data.get("versions"):

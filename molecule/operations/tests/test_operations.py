@@ -189,7 +189,7 @@ def test_backup_schedule_makes_daily_archives_and_keeps_the_newest(host):
     assert job[0].split()[:2] == ["15", "3"], job
     command = job[0].split(None, 6)[6].replace(">/dev/null", "")
     made = []
-    for _ in range(2):
+    for _run in range(2):
         time.sleep(1.1)  # archive names have a one-second resolution
         result = host.run(command)
         assert result.rc == 0, result.stderr

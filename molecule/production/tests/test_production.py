@@ -114,8 +114,9 @@ def test_check_playbook_catches_a_broken_wellknown_and_site_repairs_it(host):
 
     caddyfile = "/matrix/proxy/etc/Caddyfile"
     original = host.file(caddyfile).content_string
-    assert original.count("matrix.switchboard.test:8448") == 1
-    host.run_expect([0], f"sed -i 's/matrix.switchboard.test:8448/matrix.switchboard.test:9999/' {caddyfile}")
+    served = '"m.server": "matrix.switchboard.test:8448"'
+    assert original.count(served) == 1
+    host.run_expect([0], f"sed -i 's/{served}/{served.replace(':8448', ':9999')}/' {caddyfile}")
     host.run_expect([0], "docker exec caddy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile")
 
     broken = ansible_playbook("playbooks/check.yml")

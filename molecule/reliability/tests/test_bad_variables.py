@@ -72,7 +72,7 @@ CASES = {
     "registration switch not a boolean": ({"synapse_enable_registration": "maybe"}, ["synapse_enable_registration", "bool"]),
     "site switch not a boolean": ({"proxy_enabled": "perhaps"}, ["proxy_enabled", "bool"]),
     "pull switch not a boolean": ({"postgres_image_pull": "sure"}, ["postgres_image_pull", "bool"]),
-    "proxy domain missing": ({"proxy_matrix_domain": REMOVE}, ["'proxy_matrix_domain' is undefined"]),
+    "proxy domain missing": ({"proxy_matrix_domain": REMOVE}, ["proxy_matrix_domain (\"\") must both be set to DNS names"]),
     "unknown TLS mode": ({"proxy_tls_mode": "selfsigned"}, ["proxy_tls_mode", "acme, internal"]),
     "bot localpart malformed": ({"bot_localpart": "Chat Bot"}, ["bot role", "got \"Chat Bot\""]),
     "bot inviters with a newline": ({"bot_allowed_inviters": ["switchboard.test\nevil.example"]},

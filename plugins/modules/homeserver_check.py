@@ -49,9 +49,11 @@ options:
     type: str
     default: ""
   federation_mode:
-    description: How other servers reach this one (C(proxy_federation_mode)).
+    description:
+      - How other servers reach this one (C(proxy_federation_mode)), or C(off) when federation
+        is off (C(synapse_federation_enabled=false)) - then the federation API must answer 404.
     type: str
-    choices: [port, wellknown]
+    choices: [port, wellknown, "off"]
     default: port
   server_wellknown_served:
     description:
@@ -147,7 +149,7 @@ class Checker:
         except Problem as problem:
             self.checks.append(dict(name=name, ok=False, detail=str(problem)))
 
-    def get(self, url_name, connection, path):
+    def get(self, url_name, connection, path, expect=200):
         try:
             connection.request("GET", path, headers={"Accept": "application/json"})
             response = connection.getresponse()
@@ -158,18 +160,20 @@ class Checker:
             raise Problem("%s: no answer: %s" % (url_name, err)) from None
         finally:
             connection.close()
-        if response.status != 200:
-            raise Problem("%s: HTTP %d, expected 200" % (url_name, response.status))
+        if response.status != expect:
+            raise Problem("%s: HTTP %d, expected %d" % (url_name, response.status, expect))
+        if expect != 200:
+            return None, response
         try:
             data = json.loads(body)
         except ValueError:
             raise Problem("%s: the answer is not JSON: %r" % (url_name, body[:200])) from None
         return data, response
 
-    def https(self, domain, port, path):
+    def https(self, domain, port, path, expect=200):
         url = "https://%s%s%s" % (domain, "" if port == 443 else ":%d" % port, path)
         connection = PinnedHTTPSConnection(self.params["address"], port, domain, self.context, self.params["timeout"])
-        return url, self.get(url, connection, path)
+        return url, self.get(url, connection, path, expect)
 
     def synapse(self):
         base = self.params["synapse_url"].rstrip("/")
@@ -230,6 +234,16 @@ class Checker:
                              len(keys.get("verify_keys") or {}) if isinstance(keys, dict) else 0, self.params["server_name"]))
         return "answers on %s:%d with the signing key of %s" % (domain, port, self.params["server_name"])
 
+    def federation_closed(self):
+        domain = self.params["matrix_domain"]
+        for path in ("/_matrix/federation/v1/version", "/_matrix/key/v2/server"):
+            try:
+                self.https(domain, self.params["https_port"], path, expect=404)
+            except Problem as problem:
+                raise Problem("%s, but synapse_federation_enabled is false. Run site.yml to put back the proxy's "
+                              "configuration" % problem) from None
+        return "closed: the federation API answers 404 on %s" % domain
+
     def all(self):
         self.run("Synapse", self.synapse)
         domain = self.params["matrix_domain"]
@@ -237,6 +251,9 @@ class Checker:
             return
         self.run("certificate of %s" % domain, self.certificate_and_client_api)
         self.run("https://%s/.well-known/matrix/client" % domain, self.client_wellknown)
+        if self.params["federation_mode"] == "off":
+            self.run("federation of %s" % self.params["server_name"], self.federation_closed)
+            return
         if self.params["server_wellknown_served"] or self.params["server_name"] == domain:
             self.run("https://%s/.well-known/matrix/server" % self.params["server_name"], self.server_wellknown)
         else:
@@ -251,7 +268,7 @@ def main():
             server_name=dict(type="str", required=True),
             synapse_url=dict(type="str", default="http://127.0.0.1:8008"),
             matrix_domain=dict(type="str", default=""),
-            federation_mode=dict(type="str", choices=["port", "wellknown"], default="port"),
+            federation_mode=dict(type="str", choices=["port", "wellknown", "off"], default="port"),
             server_wellknown_served=dict(type="bool", default=False),
             address=dict(type="str", default="127.0.0.1"),
             https_port=dict(type="int", default=443),

@@ -180,9 +180,11 @@ def test_purge_media_schedule_refuses_a_url_that_would_add_a_line(host):
 
 def test_backup_schedule_makes_daily_archives_and_keeps_the_newest(host):
     """backup_schedule=present installs the daily job; run now, it dumps every database PostgreSQL has,
-    names its archive by the time and keeps backup_keep of them."""
-    daily = "/matrix/backups-daily"
-    run_ok("backup.yml", "-e", "backup_schedule=present", "-e", "backup_keep=2", "-e", f"backup_path={daily}")
+    names its archive by the time and keeps backup_keep of them, here and in backup_copy_path."""
+    daily, offsite = "/matrix/backups-daily", "/mnt/offsite"
+    host.run_expect([0], f"mkdir -p {offsite}")
+    run_ok("backup.yml", "-e", "backup_schedule=present", "-e", "backup_keep=2", "-e", f"backup_path={daily}",
+           "-e", f"backup_copy_path={offsite}")
     cron = host.file("/etc/cron.d/switchboard-backup").content_string
     job = [line for line in cron.splitlines() if "switchboard-backup.py" in line and not line.startswith("#")]
     assert len(job) == 1, cron
@@ -196,9 +198,21 @@ def test_backup_schedule_makes_daily_archives_and_keeps_the_newest(host):
         report = json.loads(result.stdout)
         assert {"synapse", "whatsapp"} <= set(report["postgres"]), report
         made.append(report["archive"])
-    # The playbook's own archive, the oldest, was deleted: two are kept.
+    # The playbook's own archive, the oldest, was deleted: two are kept, and two copies.
     assert sorted(f"{daily}/{name}" for name in host.check_output(f"ls {daily}").split()) == made
     assert host.file(made[-1]).mode == 0o600
+    copies = [path.replace(daily, offsite) for path in made]
+    assert sorted(f"{offsite}/{name}" for name in host.check_output(f"ls -A {offsite}").split()) == copies
+    assert host.file(copies[-1]).mode == 0o600
+    assert host.check_output(f"sha256sum < {made[-1]}") == host.check_output(f"sha256sum < {copies[-1]}")
+    # The remote storage not mounted: the job fails and says so, the local archive is kept.
+    host.run_expect([0], f"rm -r {offsite}")
+    time.sleep(1.1)
+    failed = host.run(command)
+    assert failed.rc == 1, failed.stdout
+    assert "backup_copy_path /mnt/offsite is not a directory" in json.loads(failed.stdout)["msg"]
+    assert not host.file(offsite).exists
+    assert len(host.check_output(f"ls {daily}").split()) == 2
     run_ok("backup.yml", "-e", "backup_schedule=absent", "-e", f"backup_path={daily}")
     cron_file = host.file("/etc/cron.d/switchboard-backup")
     assert not cron_file.exists or "switchboard-backup.py" not in cron_file.content_string
@@ -327,6 +341,42 @@ def test_a_failed_upgrade_stops_with_synapses_last_words_and_keeps_the_data(host
     run_ok("upgrade.yml", "-e", "synapse_version=1.163.2", "-e", "upgrade_backup=false")
     token = login(homeserver_url, "alice", ALICE_PASSWORD)
     assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])
+
+
+def test_postgres_major_upgrade_keeps_the_data_and_the_old_directory(host, homeserver_url):
+    """15 to 17: site.yml alone refuses (nothing changes); upgrade_postgres.yml dumps, keeps the old
+    data directory and restores; Synapse and the bridge come back on the same data."""
+    new = ["-e", "synapse_version=1.163.2", "-e", "postgres_version=17", "-e", "postgres_self_build_base_image=local/debian:trixie"]
+    image_before = host.check_output("docker inspect --format '{{.Config.Image}}' postgres")
+    rc, output, _counts = playbook("site.yml", *new)
+    output = " ".join(output.split())  # messages may be wrapped
+    assert rc != 0 and "holds the data of PostgreSQL 15, but postgres_version is 17" in output, output[-3000:]
+    assert "upgrade_postgres.yml" in output
+    assert host.check_output("docker inspect --format '{{.Config.Image}}' postgres") == image_before
+    assert host.docker("postgres").is_running and host.docker("synapse").is_running
+
+    output, _counts = run_ok("upgrade_postgres.yml", *new)
+    output = " ".join(output.split())
+    archive = re.search(r"restored from\s+(/matrix/backups/before-postgresql-17-\S+\.tar\.gz)", output).group(1)
+    assert host.file(archive).mode == 0o600
+    assert host.file("/matrix/postgres/data/PG_VERSION").content_string.strip() == "17"
+    assert host.file("/matrix/postgres/data-previous/PG_VERSION").content_string.strip() == "15"
+    assert "PostgreSQL) 17." in host.check_output("docker exec postgres postgres --version")
+    token = login(homeserver_url, "alice", ALICE_PASSWORD)
+    assert STATE["text"] in _read_messages(homeserver_url, token, STATE["room"])
+    # The bridge's database came over too: its portal tables answer on the new server.
+    tables = host.check_output("docker exec postgres psql -U postgres -d whatsapp -Atc "
+                               "\"SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'\"")
+    assert int(tables) > 0
+    assert asyncio.run(ask_in_a_dm(homeserver_url, f"@bob:{SERVER}", "bob-password", BOT, "!ping", "pong"))
+
+    # Again: nothing to do. A second upgrade while the kept data is there is refused.
+    output, _counts = run_ok("upgrade_postgres.yml", *new)
+    assert "already major version 17" in output
+    rc, output, _counts = playbook("upgrade_postgres.yml", "-e", "synapse_version=1.163.2")
+    output = " ".join(output.split())
+    assert rc != 0 and "/matrix/postgres/data-previous (postgres_previous_data_path) still holds" in output
+    assert host.file("/matrix/postgres/data/PG_VERSION").content_string.strip() == "17"
 
 
 def test_no_secret_in_any_day2_output(host):

@@ -136,6 +136,32 @@ def rotate(dest, keep, created):
     return removed
 
 
+def copy_archive(archive, copy_dir, keep):
+    """Copy a finished archive into copy_dir (another disk or a mounted remote), whole or not at all.
+
+    The directory must already exist: when a remote is not mounted, its mount point is
+    missing or is not the place to fill, and creating it would put the "off-site" copy on
+    the local disk."""
+    if not os.path.isdir(copy_dir) or os.path.islink(copy_dir):
+        raise Failure("backup_copy_path %s is not a directory (is the remote storage mounted?); "
+                      "the archive %s was written and is kept" % (copy_dir, archive))
+    target = os.path.join(copy_dir, os.path.basename(archive))
+    partial = os.path.join(copy_dir, "." + os.path.basename(archive) + ".partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with open(archive, "rb") as source, os.fdopen(fd, "wb") as copy:
+            shutil.copyfileobj(source, copy, 1024 * 1024)
+            copy.flush()
+            os.fsync(copy.fileno())
+        os.replace(partial, target)
+    except OSError as err:
+        if os.path.lexists(partial):
+            os.unlink(partial)
+        raise Failure("copying %s to backup_copy_path %s failed: %s; the archive itself is kept"
+                      % (archive, copy_dir, err)) from err
+    return target, rotate(copy_dir, keep, target)
+
+
 def create(args):
     root = args["root"]
     matrix = args["matrix_path"]
@@ -143,7 +169,7 @@ def create(args):
     args = dict(args, name=args.get("name") or auto_name())
     if args.get("postgres_databases") == "all":
         args["postgres_databases"] = owned_databases(args["postgres_container"], args["postgres_superuser"])
-    skip = {os.path.normpath(p) for p in args.get("exclude", [])} | {os.path.normpath(dest)}
+    skip = {os.path.normpath(p) for p in args.get("exclude", []) + [dest] + [args.get("copy_dir") or dest]}
     os.makedirs(dest, mode=0o700, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=dest)
     try:
@@ -203,9 +229,12 @@ def create(args):
             os.fsync(raw.fileno())
         os.replace(partial, archive)
         removed = rotate(dest, int(args.get("keep", 0)), archive)
-        return dict(changed=True, archive=archive, size=os.path.getsize(archive), removed=removed,
-                    postgres=[d["name"] for d in manifest["postgres"]],
-                    sqlite=[d["path"] for d in manifest["sqlite"]], skipped=skipped)
+        result = dict(changed=True, archive=archive, size=os.path.getsize(archive), removed=removed,
+                      postgres=[d["name"] for d in manifest["postgres"]],
+                      sqlite=[d["path"] for d in manifest["sqlite"]], skipped=skipped)
+        if args.get("copy_dir"):
+            result["copied_to"], result["copies_removed"] = copy_archive(archive, args["copy_dir"], int(args.get("keep", 0)))
+        return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -141,3 +141,42 @@ def test_all_databases_are_listed_from_the_server(tree, monkeypatch):
                                 postgres_superuser="postgres"))
     assert result["postgres"] == ["synapse", "whatsapp"]
     assert [argv[-1] for argv in calls if "pg_dump" in argv] == ["synapse", "whatsapp"]
+
+
+def test_each_new_archive_is_copied_whole_and_rotated_there_too(tree):
+    """backup_copy_path: a second place (a mounted remote); backup_keep applies there as well."""
+    tmp_path, matrix, _db = tree
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    (offsite / "switchboard-20260101T030000Z.tar.gz").write_bytes(b"old")
+    (offsite / "switchboard-20260102T030000Z.tar.gz").write_bytes(b"old")
+    (offsite / "kept-by-hand.tar.gz").write_bytes(b"mine")
+    result = backup.create(args(tmp_path, matrix, name="", keep=2, copy_dir=str(offsite)))
+    name = os.path.basename(result["archive"])
+    assert result["copied_to"] == str(offsite / name)
+    assert result["copies_removed"] == ["switchboard-20260101T030000Z.tar.gz"]
+    assert sorted(os.listdir(offsite)) == sorted(["kept-by-hand.tar.gz", "switchboard-20260102T030000Z.tar.gz", name])
+    assert (offsite / name).read_bytes() == open(result["archive"], "rb").read()
+    assert oct(os.stat(offsite / name).st_mode & 0o777) == "0o600"
+
+
+def test_a_missing_copy_directory_fails_and_keeps_the_archive(tree, capsys):
+    """An unmounted remote: never create its mount point (the copy would land on the local disk)."""
+    tmp_path, matrix, _db = tree
+    missing = tmp_path / "mnt" / "offsite"
+    rc = backup.main(["switchboard_backup.py", "create", json.dumps(args(tmp_path, matrix, copy_dir=str(missing)))])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["failed"]
+    assert "backup_copy_path" in out["msg"] and str(missing) in out["msg"] and "mounted" in out["msg"]
+    assert not missing.exists()
+    assert os.listdir(tmp_path / "backups") == ["b1.tar.gz"]
+
+
+def test_a_copy_directory_inside_the_tree_is_not_backed_up(tree):
+    tmp_path, matrix, _db = tree
+    inside = matrix / "offsite"
+    inside.mkdir()
+    (inside / "switchboard-20260101T030000Z.tar.gz").write_bytes(b"an earlier copy")
+    result = backup.create(args(tmp_path, matrix, copy_dir=str(inside)))
+    with tarfile.open(result["archive"]) as tar:
+        assert not any(n.startswith("matrix/offsite") for n in tar.getnames())

@@ -160,3 +160,18 @@ def test_synapse_down_fails(stack):
     _site, args = stack
     result = run_module(homeserver_check.main, dict(args, synapse_url="http://127.0.0.1:1"))
     assert result["failed"] and "Synapse: http://127.0.0.1:1/_matrix/client/versions: no answer" in result["msg"]
+
+
+def test_federation_off_wants_the_federation_api_closed(stack):
+    site, args = stack
+    result = run_module(homeserver_check.main, dict(args, federation_mode="off"))
+    # The federation API still answers: federation is not off from the outside.
+    assert result["failed"] and "/_matrix/federation/v1/version: HTTP 200, expected 404" in result["msg"]
+    assert "synapse_federation_enabled is false" in result["msg"]
+    for path in ("/_matrix/federation/v1/version", "/_matrix/key/v2/server", "/.well-known/matrix/server"):
+        site.answers.pop((DOMAIN, path), None)
+    site.answers.pop((SERVER, "/.well-known/matrix/server"))
+    result = run_module(homeserver_check.main, dict(args, federation_mode="off"))
+    assert not result.get("failed"), result
+    assert result["checks"][-1]["detail"] == "closed: the federation API answers 404 on %s" % DOMAIN
+    assert result["notes"] == []

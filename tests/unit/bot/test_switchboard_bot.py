@@ -242,3 +242,64 @@ def test_settings_read_the_allowed_inviters(tmp_path):
     settings = bot.read_settings({"MATRIX_HOMESERVER_URL": "http://synapse:8008", "MATRIX_ACCESS_TOKEN_FILE": str(token),
                                   "MATRIX_BOT_ALLOWED_INVITERS": "example.org @alice:*"})
     assert settings["allowed_inviters"] == ["example.org", "@alice:*"]
+
+
+def test_with_encryption_an_undecryptable_message_gets_one_notice_per_room():
+    b = bot.Bot(ME, encryption=True)
+    b.handle_sync(sync("s1"))
+    encrypted = {"type": "m.room.encrypted", "sender": ALICE, "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+    (action,) = b.handle_sync(sync("s2", join={"!e:example.org": [encrypted, encrypted]}))
+    assert action[2]["body"] == bot.UNDECRYPTABLE_TEXT
+    # A decrypted message (nio hands it on as the plain event) is answered as usual.
+    (action,) = b.handle_sync(sync("s3", join={"!e:example.org": [message("!ping")]}))
+    assert action[2]["body"] == "pong"
+
+
+def test_what_was_said_before_the_bot_joined_is_not_answered():
+    b = running_bot()
+    joined = {"type": "m.room.member", "sender": ME, "state_key": ME, "content": {"membership": "join"}}
+    encrypted = {"type": "m.room.encrypted", "sender": ALICE, "content": {}}
+    actions = b.handle_sync(sync("s2", join={"!r:example.org": [
+        encrypted, message("!ping", event_id="$before"), joined, message("!ping", event_id="$after")]}))
+    assert [a[2]["m.relates_to"]["m.in_reply_to"]["event_id"] for a in actions] == ["$after"]
+
+
+@pytest.mark.parametrize("exists, server_key, store_key, decision", [
+    (False, None, None, "new"),
+    (False, "K", None, "lost"),
+    (True, "K", None, "open"),
+    (True, "K", "K", "use"),
+    (True, None, "K", "use"),      # the device was renewed: the store's keys are published again
+    (True, "K", "other", "mismatch"),
+])
+def test_store_decision(exists, server_key, store_key, decision):
+    assert bot.store_decision(exists, server_key, store_key) == decision
+
+
+def test_the_store_file_names_user_and_device():
+    assert bot.store_file_name(ME, "SWITCHBOARD") == "@switchboard-bot:example.org_SWITCHBOARD.db"
+
+
+def test_the_first_sync_filter_is_unique_and_filters_the_same():
+    one, two = bot.first_sync_filter(1), bot.first_sync_filter(2)
+    assert one != two and one["room"] == bot.SYNC_FILTER["room"]
+    assert "*" in one["account_data"]["not_types"]
+
+
+def test_a_problem_in_the_heartbeat_makes_the_bot_unhealthy(tmp_path, monkeypatch, capsys):
+    beat = tmp_path / "hb"
+    monkeypatch.setenv("MATRIX_BOT_HEARTBEAT_FILE", str(beat))
+    bot.touch(str(beat), "the store was lost")
+    assert bot.main(["switchboard_bot.py", "--healthcheck"]) == 1
+    assert "the store was lost" in capsys.readouterr().out
+    bot.touch(str(beat))
+    assert bot.main(["switchboard_bot.py", "--healthcheck"]) == 0
+
+
+def test_settings_read_the_store_path(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n")
+    environ = {"MATRIX_HOMESERVER_URL": "http://synapse:8008", "MATRIX_ACCESS_TOKEN_FILE": str(token)}
+    assert bot.read_settings(environ)["store_path"] == ""
+    assert bot.read_settings(dict(environ, MATRIX_BOT_STORE_PATH="/var/lib/switchboard-bot"))["store_path"] == \
+        "/var/lib/switchboard-bot"

@@ -93,12 +93,29 @@ def wait_for(what, probe, timeout=90):
     pytest.fail(f"{what}: not within {timeout} s; last answer: {json.dumps(last)[:800]}")
 
 
-def messages(tls, host, token, room_id):
-    status, body = call(tls, host, "GET", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/messages",
-                        token=token, query={"dir": "b", "limit": 50})
-    texts = [e["content"].get("body") for e in body.get("chunk", []) if e["type"] == "m.room.message"] \
-        if status == 200 else []
-    return texts, body
+def reads(tls, host, token, room_id, text, sender=None):
+    """A probe for wait_for: the room's last messages, read on `host`, hold `text` (sent by `sender`)."""
+    def probe():
+        status, body = call(tls, host, "GET", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/messages",
+                            token=token, query={"dir": "b", "limit": 50})
+        said = [e["content"].get("body", "") for e in (body.get("chunk", []) if status == 200 else [])
+                if e["type"] == "m.room.message" and sender in (None, e["sender"])]
+        return any(text in body_text for body_text in said), body
+    return probe
+
+
+def notary_fetches(tls, host, other):
+    """A probe for wait_for: `host`'s Synapse fetches `other`'s signing keys by their IDs."""
+    now_ms = int(time.time() * 1000)
+    wanted = {"server_keys": {SERVER[other]: {key_id: {"minimum_valid_until_ts": now_ms}
+                                              for key_id in STATE["keys"][other]}}}
+
+    def probe():
+        status, body = call(tls, host, "POST", "/_matrix/key/v2/query", body=wanted)
+        found = [key for entry in (body.get("server_keys", []) if status == 200 else [])
+                 if entry.get("server_name") == SERVER[other] for key in entry.get("verify_keys", {})]
+        return bool(found), body
+    return probe
 
 
 def test_each_server_answers_federation_where_it_says(tls):
@@ -118,14 +135,7 @@ def test_each_server_fetches_the_others_keys_over_tls(tls):
     delegation or port 8448, and the certificate checked against the test CA. (Asked for a key
     by its ID: asked for all keys, Synapse answers from its cache only.)"""
     for host, other in ((A, B), (B, A)):
-        wanted = {"server_keys": {SERVER[other]: {key_id: {} for key_id in STATE["keys"][other]}}}
-
-        def fetched(host=host, other=other, wanted=wanted):
-            status, body = call(tls, host, "POST", "/_matrix/key/v2/query", body=wanted)
-            found = [key for entry in (body.get("server_keys", []) if status == 200 else [])
-                     if entry.get("server_name") == SERVER[other] for key in entry.get("verify_keys", {})]
-            return bool(found), body
-        body = wait_for(f"{SERVER[host]} fetching the keys of {SERVER[other]}", fetched, timeout=60)
+        body = wait_for(f"{SERVER[host]} fetching the keys of {SERVER[other]}", notary_fetches(tls, host, other), timeout=60)
         found = {key for entry in body["server_keys"] for key in entry["verify_keys"]}
         assert found == set(STATE["keys"][other]), body
 
@@ -149,11 +159,9 @@ def test_a_user_on_b_joins_a_room_on_a_and_both_read_each_other(vps, tls):
 
     from_a, from_b = "from a.test " + secrets.token_hex(4), "from b.test " + secrets.token_hex(4)
     send(tls, A, alice["access_token"], room_id, from_a)
-    wait_for("bob reads alice's message", lambda: (lambda t: (from_a in t[0], t[1]))(
-        messages(tls, B, bob["access_token"], room_id)))
+    wait_for("bob reads alice's message", reads(tls, B, bob["access_token"], room_id, from_a))
     send(tls, B, bob["access_token"], room_id, from_b)
-    wait_for("alice reads bob's message", lambda: (lambda t: (from_b in t[0], t[1]))(
-        messages(tls, A, alice["access_token"], room_id)))
+    wait_for("alice reads bob's message", reads(tls, A, alice["access_token"], room_id, from_b))
 
 
 def test_device_keys_are_queried_across_servers(tls):
@@ -170,6 +178,33 @@ def test_device_keys_are_queried_across_servers(tls):
                         body={"device_keys": {bob["user_id"]: []}})
     assert status == 200 and not body.get("failures"), body
     assert body["device_keys"][bob["user_id"]][device]["keys"] == device_keys["keys"], body
+
+
+def test_a_user_on_b_sees_what_the_bridge_bot_of_a_says(tls):
+    """a.test's WhatsApp bridge (the real mautrix-whatsapp) in a room a user of b.test joins: the
+    bot's answer to a command reaches b.test."""
+    alice, bob, bot = STATE["alice"], STATE["bob"], "@whatsappbot:a.test"
+    status, room = call(tls, A, "POST", "/_matrix/client/v3/createRoom", token=alice["access_token"],
+                        body={"name": "bridged", "invite": [bob["user_id"], bot], "preset": "private_chat"})
+    assert status == 200, room
+    room_id = urllib.parse.quote(room["room_id"])
+
+    def joined(user, host, token):
+        def probe():
+            status, body = call(tls, host, "GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user}",
+                                token=token)
+            return status == 200 and body.get("membership") == "join", body
+        return probe
+    wait_for("the bridge bot joining", joined(bot, A, alice["access_token"]))
+
+    def bob_joins():
+        status, body = call(tls, B, "POST", f"/_matrix/client/v3/join/{room_id}", token=bob["access_token"],
+                            query={"server_name": "a.test"}, body={})
+        return status == 200, body
+    wait_for("bob joining", bob_joins)
+    send(tls, A, alice["access_token"], room["room_id"], "!wa help")
+    wait_for("bob reading the bridge bot's help",
+             reads(tls, B, bob["access_token"], room["room_id"], "Log into the bridge", sender=bot))
 
 
 def test_the_allow_list_refuses_other_servers(vps, tls):
@@ -197,8 +232,7 @@ def test_after_restoring_a_from_its_backup_b_still_accepts_its_events(vps, tls):
     alice = login(tls, A, "alice", STATE["alice_password"])
     text = "after the restore " + secrets.token_hex(4)
     send(tls, A, alice["access_token"], STATE["room"], text)
-    wait_for("bob reads what restored a.test sent", lambda: (lambda t: (text in t[0], t[1]))(
-        messages(tls, B, STATE["bob"]["access_token"], STATE["room"])))
+    wait_for("bob reads what restored a.test sent", reads(tls, B, STATE["bob"]["access_token"], STATE["room"], text))
 
 
 def test_federation_off_closes_it_at_synapse_and_the_proxy(vps, tls):

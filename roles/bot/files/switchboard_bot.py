@@ -501,9 +501,10 @@ class Runner:
         while True:
             first = self.bot.next_batch is None
             try:
-                response = await self.client.sync(timeout=0 if first else SYNC_TIMEOUT_MS,
-                                                   sync_filter=first_sync_filter(time.time_ns()) if first else SYNC_FILTER,
-                                                   since=self.bot.next_batch)
+                response = await self.client.sync(
+                    timeout=0 if first else SYNC_TIMEOUT_MS,
+                    sync_filter=first_sync_filter(time.time_ns()) if first else SYNC_FILTER,
+                    since=self.bot.next_batch)
                 if isinstance(response, SyncError):
                     raise MatrixError(response.transport_response.status if response.transport_response else None,
                                       response.status_code, response.message, response.retry_after_ms)

@@ -110,7 +110,7 @@ def test_every_fault_at_once_then_one_run_recovers(user_before):
     config = yaml.safe_load(text)
     assert "# Hand edit (reliability test): kept by Switchboard" in text
     assert config["admin_contact"] == "mailto:ops@switchboard.test"
-    assert config["app_service_config_files"] == ["/bridges/whatsapp/registration.yaml"]
+    assert config["app_service_config_files"] == ["/bridges/whatsapp/registration.yaml", "/bridges/double-puppet.yaml"]
     assert vps(f"stat -c '%a %u %g' {REGISTRATION}").stdout.split() == ["640", "0", "991"]
     state_after = durable_state()
     assert state_after["secrets"] == state_before["secrets"]

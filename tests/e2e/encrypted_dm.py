@@ -22,6 +22,7 @@ class EncryptedClient:
         config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
         self.client = AsyncClient(homeserver_url, user_id, store_path=str(store_dir), config=config)
         self.notices = []  # (room ID, sender, body) of decrypted notices
+        self.plain_notices = []  # ... and of notices sent unencrypted
         self.undecryptable = []
 
     async def login(self, password):
@@ -42,8 +43,8 @@ class EncryptedClient:
         assert isinstance(answer, SyncResponse), answer
         for room_id, info in answer.rooms.join.items():
             for event in info.timeline.events:
-                if isinstance(event, RoomMessageNotice) and event.decrypted:
-                    self.notices.append((room_id, event.sender, event.body))
+                if isinstance(event, RoomMessageNotice):
+                    (self.notices if event.decrypted else self.plain_notices).append((room_id, event.sender, event.body))
                 elif isinstance(event, MegolmEvent):
                     self.undecryptable.append((room_id, event.sender))
         if self.client.should_upload_keys:
@@ -65,21 +66,26 @@ class EncryptedClient:
                 return room.room_id
         raise AssertionError(f"{bot} did not join the encrypted DM")
 
-    async def ask(self, room_id, bot, text, answer_contains, timeout=60):
-        """Send text encrypted; return the bot's decrypted notices (sent after it) containing the answer."""
-        already = len(self.notices)
+    async def ask(self, room_id, bot, text, answer_contains, timeout=60, encrypted_answer=True):
+        """Send text encrypted; return the bot's decrypted notices (sent after it) containing the answer
+        (with encrypted_answer=False: its notices sent unencrypted instead)."""
+        notices = self.notices if encrypted_answer else self.plain_notices
+        already = len(notices)
         sent = await self.client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": text},
                                            ignore_unverified_devices=True)
         assert isinstance(sent, RoomSendResponse), sent
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await self.sync()
-            replies = [body for room, sender, body in self.notices[already:]
+            replies = [body for room, sender, body in notices[already:]
                        if room == room_id and sender == bot and answer_contains in body.lower()]
             if replies:
                 return replies
             await asyncio.sleep(0.2)
-        raise AssertionError(f"{bot} did not answer {text!r} in {room_id}; undecryptable: {self.undecryptable}")
+        others = [body for room, sender, body in (self.plain_notices if encrypted_answer else self.notices)
+                  if room == room_id and sender == bot]
+        raise AssertionError(f"{bot} did not answer {text!r} in {room_id}; undecryptable: {self.undecryptable};"
+                             f" {'unencrypted' if encrypted_answer else 'encrypted'} notices instead: {others}")
 
     async def close(self):
         await self.client.close()

@@ -61,6 +61,10 @@ class Persona:
     upstream: str
     example: dict  # the example config's values for the keys the stand-in reads
     extra_checks: list = field(default_factory=list)  # run after the framework's checks
+    # Newer mautrix-go (bridgev2, and the bridgev1 of mautrix-discord v0.7.7) registers its
+    # bot when /versions answers M_FORBIDDEN (a bot that is not the appservice's sender and
+    # not registered yet); v0.16.2 (matrix-wechat) only retries.
+    registers_on_forbidden: bool = True
 
 
 def _example(framework, *, hs_address, port, hostname, netid, bot, username_template, permissions):
@@ -116,7 +120,7 @@ PERSONAS = {
                                "(maunium.net/go/mautrix@v0.16.3-0.20250810202616-6bc5698125c2)", _dc),
     "matrix-wechat": Persona("bridgev1", "WeChat",
                              "github.com/duo/matrix-wechat@4c815c80dfb8 (maunium.net/go/mautrix@v0.16.2)",
-                             _wc),
+                             _wc, registers_on_forbidden=False),
 }
 # Top-level sections each framework reads; anything else is dropped by upstream's
 # config upgrader without a word (the stand-in says so, to save a debugging session).
@@ -495,8 +499,9 @@ async def run(s: Settings) -> None:
 
 
 async def connect(s: Settings, appservice: AppService) -> None:
-    """What upstream does before it calls itself started: wait for the homeserver,
-    prove the as_token is the bot's, register the bot, have Synapse ping us."""
+    """What upstream does before it calls itself started: wait for the homeserver (registering
+    the bot first where upstream does), prove the as_token is the bot's, register the bot, have
+    Synapse ping us."""
     intent, bot = appservice.intent, appservice.bot_mxid
     # Upstream retries /versions forever; the stand-in gives up after a while.
     for attempt in range(HS_WAIT_SECONDS):
@@ -504,6 +509,10 @@ async def connect(s: Settings, appservice: AppService) -> None:
             await intent.versions()
             break
         except Exception as e:  # noqa: BLE001 - connection errors of every kind
+            if getattr(e, "errcode", None) == "M_FORBIDDEN" and PERSONAS[s.persona].registers_on_forbidden:
+                log.info("M_FORBIDDEN in /versions, trying to register before retrying")
+                await intent.ensure_registered()
+                continue
             if attempt == 0:
                 log.warning("Failed to connect to homeserver %s (%s); retrying for up to %d s",
                             s.hs_address, e, HS_WAIT_SECONDS)

@@ -50,17 +50,28 @@ def encryption_section(resolved):
     return config["encryption"] if resolved["format"] == "mautrix_bridgev2" else config["bridge"]["encryption"]
 
 
-@pytest.mark.parametrize("name, extra", FLAVORS, ids=IDS)
+@pytest.mark.parametrize("name, extra", FLAVORS[:4], ids=IDS[:4])
 def test_encryption_is_on_by_default(tmp_path, name, extra):
     resolved = resolve(tmp_path, name, **extra)
     section = encryption_section(resolved)
     assert section["allow"] is True and section["default"] is True
     assert section["require"] is False and section["appservice"] is False
-    # MSC4190 where the bridge's framework has it; the registration says so to Synapse.
-    msc4190 = name != "wechat"
-    assert section["msc4190"] is msc4190
-    assert ("io.element.msc4190" in resolved["registration"]["extra"]) is msc4190
+    # MSC4190; the registration says so to Synapse.
+    assert section["msc4190"] is True
+    assert resolved["registration"]["extra"]["io.element.msc4190"] is True
     assert resolved["registration"]["extra"]["receive_ephemeral"] is True
+    # The bot is not the appservice's sender: Synapse serves a sender no /sync, and the bot syncs.
+    assert resolved["registration"]["sender_localpart"] == f"_switchboard_{name}_appservice"
+    # The bot is in its exclusive namespace instead.
+    assert resolved["registration"]["namespaces"]["users"][0] == {"regex": f"@{name}bot:example\\.test", "exclusive": True}
+
+
+def test_wechat_bot_is_the_sender_and_does_not_encrypt(tmp_path):
+    resolved = resolve(tmp_path, "wechat")
+    assert resolved["registration"]["sender_localpart"] == "wechatbot"
+    section = encryption_section(resolved)
+    assert section["allow"] is False and section["default"] is False and section["msc4190"] is False
+    assert "io.element.msc4190" not in resolved["registration"]["extra"]
 
 
 @pytest.mark.parametrize("name, extra", FLAVORS, ids=IDS)
@@ -215,6 +226,7 @@ def validate(tmp_path, name, **variables):
     ("wechat", {"bridge_wechat_backfill_enabled": True}, "bridge_wechat_backfill_enabled must be false"),
     ("wechat", {"bridge_wechat_provisioning_enabled": True}, "bridge_wechat_provisioning_enabled must be false"),
     ("wechat", {"bridge_wechat_relay_enabled": True}, "bridge_wechat_relay_enabled must be false"),
+    ("wechat", {"bridge_wechat_encryption": True}, "bridge_wechat_encryption must be false"),
     ("whatsapp", {"bridge_whatsapp_admins": ["alice"]}, "bridge_whatsapp_admins must list Matrix user IDs"),
 ])
 def test_a_setting_wrong_for_the_bridge_is_refused_by_name(tmp_path, name, variables, message):

@@ -280,6 +280,18 @@ def load_registrations(entries, hs_path, requested, path_map, check_mode=False):
     return loaded
 
 
+def plan_appservices(document, appservices, check_mode):
+    """The checked `app_service_config_files` of `document` listing exactly `appservices["registrations"]`."""
+    path_map = PathMap(appservices["path_map"])
+    requested = {}  # container path -> host path
+    for host_path in appservices["registrations"]:
+        host_path = os.path.normpath(host_path)
+        requested.setdefault(os.path.normpath(path_map.to_container(host_path)), host_path)
+    new = plan_list(listed_files(document), requested, "present", True)
+    load_registrations(new, document.path, requested, path_map, check_mode)
+    return new
+
+
 def run_synapse_appservices(module):
     """The synapse_appservices module: list or unlist registrations in homeserver.yaml."""
     params = module.params

@@ -91,7 +91,13 @@ def run_stored_secrets(module):
     if not MIN_LENGTH <= params["length"] <= MAX_LENGTH:
         module.fail_json(msg="length must be %d to %d characters, got %d" % (MIN_LENGTH, MAX_LENGTH, params["length"]))
     try:
-        values, created, repaired = ensure_secrets(params["directory"], params["names"], params["length"],
+        names = list(params["names"])
+        if params["kept"] and os.path.isdir(params["directory"]) and not os.path.islink(params["directory"]):
+            # Regular files only: anything else is not a secret of ours (a named one is still refused).
+            names += sorted(name for name in os.listdir(params["directory"])
+                            if NAME_PATTERN.fullmatch(name) and name not in names
+                            and stat.S_ISREG(os.lstat(os.path.join(params["directory"], name)).st_mode))
+        values, created, repaired = ensure_secrets(params["directory"], names, params["length"],
                                                    module.check_mode)
     except (ValueError, OSError, YamlFileError) as exc:
         module.fail_json(msg="%s: %s" % (params["directory"], exc))

@@ -36,19 +36,35 @@ attributes:
 options:
   appservice_id:
     description:
-      - The C(id) of the appservice's registration.
+      - The C(id) of the appservice's registration. Give this, O(as_token) and O(container), or O(appservices).
     type: str
-    required: true
   as_token:
     description:
       - The appservice's C(as_token). Synapse only pings an appservice for the holder of its token.
     type: str
-    required: true
   container:
     description:
       - The appservice's container, watched while waiting.
     type: str
-    required: true
+  appservices:
+    description:
+      - Several appservices to wait for in one module run, one after the other (each bounded by
+        O(timeout)); the first that is not reached fails the task.
+    type: list
+    elements: dict
+    suboptions:
+      appservice_id:
+        description: The C(id) of its registration.
+        type: str
+        required: true
+      as_token:
+        description: Its C(as_token).
+        type: str
+        required: true
+      container:
+        description: Its container.
+        type: str
+        required: true
   synapse_container:
     description:
       - Synapse's container, which makes the request on its own loopback (port 8008).
@@ -79,11 +95,17 @@ EXAMPLES = r"""
     appservice_id: whatsapp
     as_token: "{{ tokens.secrets['bridge-whatsapp-as-token'] }}"
     container: mautrix-whatsapp
+
+- name: Wait until Synapse reaches two bridges, in one module run
+  switchboard.matrix.appservice_ping:
+    appservices:
+      - {appservice_id: whatsapp, as_token: "{{ tokens.secrets['bridge-whatsapp-as-token'] }}", container: mautrix-whatsapp}
+      - {appservice_id: telegram, as_token: "{{ tokens.secrets['bridge-telegram-as-token'] }}", container: mautrix-telegram}
 """
 
 RETURN = r"""
 seconds:
-  description: How long the wait took.
+  description: How long the wait took (for all of O(appservices)).
   returned: success, outside check mode
   type: float
   sample: 3.2
@@ -182,26 +204,38 @@ class Waiter:
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            appservice_id=dict(type="str", required=True),
-            as_token=dict(type="str", required=True, no_log=True),
-            container=dict(type="str", required=True),
+            appservice_id=dict(type="str"),
+            as_token=dict(type="str", no_log=True),
+            container=dict(type="str"),
+            appservices=dict(type="list", elements="dict", options=dict(
+                appservice_id=dict(type="str", required=True),
+                as_token=dict(type="str", required=True, no_log=True),
+                container=dict(type="str", required=True))),
             synapse_container=dict(type="str", default="synapse"),
             timeout=dict(type="int", default=120),
             log_lines=dict(type="int", default=25),
         ),
         supports_check_mode=True,
+        required_one_of=[("appservice_id", "appservices")],
+        mutually_exclusive=[("appservice_id", "appservices")],
+        required_together=[("appservice_id", "as_token", "container")],
     )
     if module.params["timeout"] < 0 or module.params["log_lines"] < 0:
         module.fail_json(msg="timeout and log_lines must not be negative")
     if module.check_mode:
         module.exit_json(changed=False)
     waiter = Waiter(module)
-    reason, detail = waiter.wait()
-    if reason is None:
-        module.exit_json(changed=False, seconds=detail)
-    module.fail_json(reason=reason, msg="Synapse could not reach the appservice %s (container %s): %s. Last log lines of %s:\n%s"
-                     % (module.params["appservice_id"], module.params["container"], detail, module.params["container"],
-                        waiter.last_logs()))
+    single = {key: module.params[key] for key in ("appservice_id", "as_token", "container")}
+    seconds = 0.0
+    for target in module.params["appservices"] or [single]:
+        waiter.params = dict(module.params, **target)
+        reason, detail = waiter.wait()
+        if reason is not None:
+            module.fail_json(reason=reason, msg="Synapse could not reach the appservice %s (container %s): %s. "
+                             "Last log lines of %s:\n%s" % (target["appservice_id"], target["container"], detail,
+                                                            target["container"], waiter.last_logs()))
+        seconds += detail
+    module.exit_json(changed=False, seconds=round(seconds, 1))
 
 
 if __name__ == "__main__":

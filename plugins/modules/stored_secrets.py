@@ -44,12 +44,19 @@ options:
         not starting with a symbol, at most 255 characters.
     type: list
     elements: str
-    required: true
+    default: []
   length:
     description:
       - Length in characters of newly generated secrets (hexadecimal digits), 16 to 4095.
     type: int
     default: 48
+  kept:
+    description:
+      - Also read every secret already kept in O(directory) (each file with a valid name), so that
+        one run serves the later tasks that need some of them; a missing directory reads as none.
+        Those files are checked and repaired like the named ones.
+    type: bool
+    default: false
 notes:
   - The result holds the secrets. Always set C(no_log) on the task.
 """
@@ -60,6 +67,13 @@ EXAMPLES = r"""
     directory: /matrix/secrets
     names: [postgres-superuser, postgres-synapse]
   register: db_secrets
+  no_log: true
+
+- name: Read every secret kept so far, for the tasks that follow
+  switchboard.matrix.stored_secrets:
+    directory: /matrix/secrets
+    kept: true
+  register: kept_secrets
   no_log: true
 
 - name: Use one
@@ -97,8 +111,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             directory=dict(type="path", required=True),
-            names=dict(type="list", elements="str", required=True),
+            names=dict(type="list", elements="str", default=[]),
             length=dict(type="int", default=48),
+            kept=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -57,6 +57,23 @@ options:
     type: list
     elements: str
     default: []
+  appservices:
+    description:
+      - The appservice registrations Synapse loads, set in the same write as the settings (one module
+        run, one validation). C(app_service_config_files) becomes exactly these, in this order (entries
+        that stay keep their place), each checked first the way M(switchboard.matrix.synapse_appservices)
+        checks it. Omit it to leave the list alone.
+    type: dict
+    suboptions:
+      registrations:
+        description: Registration files on the managed host.
+        type: list
+        elements: path
+        required: true
+      path_map:
+        description: Host path prefix to the path Synapse sees inside its container, as for M(switchboard.matrix.synapse_appservices).
+        type: dict
+        default: {}
   expect:
     description:
       - Top-level keys that must already hold these values. When one differs, the module fails
@@ -130,6 +147,11 @@ changed_keys:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.switchboard.matrix.plugins.module_utils._appservice import (
+    LIST_KEY,
+    RegistrationError,
+    plan_appservices,
+)
 from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file import (
     YamlFileError,
     deep_merge,
@@ -164,6 +186,9 @@ def main():
             secret_settings=dict(type="dict", default={}, no_log=True),
             remove=dict(type="list", elements="str", default=[]),
             expect=dict(type="dict", default={}),
+            appservices=dict(type="dict", options=dict(
+                registrations=dict(type="list", elements="path", required=True),
+                path_map=dict(type="dict", default={}))),
             validate=dict(type="str"),
             backup_path=dict(type="path"),
         ),
@@ -173,6 +198,8 @@ def main():
     require_absolute_paths(module, "path", "backup_path")
     settings = deep_merge(module.params["settings"], module.params["secret_settings"])
     remove = module.params["remove"]
+    if module.params["appservices"] is not None and (LIST_KEY in settings or LIST_KEY in remove):
+        module.fail_json(msg="%s is set by appservices; leave it out of settings and remove" % LIST_KEY)
     both = sorted(set(settings) & set(remove))
     if both:
         module.fail_json(msg="keys both in settings and in remove: %s" % ", ".join(both))
@@ -191,6 +218,16 @@ def main():
     file_order = list(document.data) + [key for key in settings if key not in document.data]
     changed_keys = {key for key, value in settings.items() if set_key(document.data, key, value)}
     changed_keys.update(key for key in remove if delete_key(document.data, key))
+    if module.params["appservices"] is not None:
+        try:
+            listed = plan_appservices(document, module.params["appservices"], module.check_mode)
+        except (RegistrationError, YamlFileError) as exc:
+            module.fail_json(msg=str(exc))
+        # A missing key and an empty list mean the same to Synapse: no change.
+        if listed != list(document.data.get(LIST_KEY) or []) and set_key(document.data, LIST_KEY, listed):
+            changed_keys.add(LIST_KEY)
+            if LIST_KEY not in file_order:
+                file_order.append(LIST_KEY)
     if module.params["validate"] and "%s" not in module.params["validate"]:
         module.fail_json(msg="validate must contain %%s (the new file's path), got %r" % (module.params["validate"],))
     result = write_if_changed(module, document, bool(changed_keys), secret_paths=SECRET_PATHS,

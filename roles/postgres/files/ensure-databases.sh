@@ -9,12 +9,24 @@
 #        SB_HOST       the container's name: passwords are checked by logging in over the
 #                      network, exactly as a consumer does
 #        SB_CHECK      1: report what would change, change nothing
+#        SB_READY_TIMEOUT  seconds to wait first for the server to accept connections
+#                      (pg_isready; a server just started, or recovering): exit 3 if it does not
 # stdout: one "CHANGE: ..." line per change (made, or that would be made).
 # Passwords never reach argv, stdout, stderr or the server log.
 set -eu
 
 status=0
 line=0
+
+waited=0
+until pg_isready --quiet --username "$SB_SUPERUSER" --dbname postgres; do
+  if [ "$waited" -ge "${SB_READY_TIMEOUT:-120}" ]; then
+    printf 'ERROR: the server did not accept connections within %s s (pg_isready)\n' "$waited" >&2
+    exit 3
+  fi
+  sleep 2
+  waited=$((waited + 2))
+done
 
 change() { printf 'CHANGE: %s\n' "$*"; }
 fail() { printf 'ERROR: %s\n' "$*" >&2; status=1; }

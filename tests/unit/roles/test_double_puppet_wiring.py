@@ -87,7 +87,8 @@ ROLE = """
 
 
 def test_the_role_writes_one_registration_in_two_module_runs(tmp_path):
-    """Check mode on this machine: the tokens (generated in memory) and the registration, nothing else."""
+    """Check mode on this machine: the tokens (generated in memory) and the registration, nothing else.
+    (When site.yml's one read of the store found both tokens, the registration alone: one run.)"""
     result = run(tmp_path, ROLE, {"appservice_double_puppet_enabled": True, "appservice_double_puppet_server_name":
                                   "example.test", "appservice_double_puppet_registration_path": str(tmp_path / "dp.yaml"),
                                   "appservice_double_puppet_secrets_path": str(tmp_path / "secrets")}, "--check", "--diff")

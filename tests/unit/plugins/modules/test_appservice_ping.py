@@ -137,3 +137,27 @@ def test_negative_timeout_is_refused(docker):
     fake = docker((True, RUNNING, 0))
     result = run_module(appservice_ping.main, dict(ARGS, timeout=-1))
     assert result["failed"] and "must not be negative" in result["msg"] and fake.calls == []
+
+
+def test_several_appservices_in_one_run_each_pinged_with_its_own_token(docker):
+    fake = docker((True, RUNNING, 0))
+    result = run_module(appservice_ping.main, dict(timeout=30, appservices=[
+        dict(appservice_id="whatsapp", as_token="token-one", container="mautrix-whatsapp"),
+        dict(appservice_id="telegram", as_token="token-two", container="mautrix-telegram")]))
+    assert not result.get("failed") and result["changed"] is False
+    pings = [(argv[-1], environ["AS_TOKEN"]) for argv, environ in fake.calls if "AS_TOKEN" in argv]
+    assert pings == [("whatsapp", "token-one"), ("telegram", "token-two")]
+
+
+def test_the_first_appservice_not_reached_fails_and_is_named(docker):
+    docker((False, None, 0))
+    result = run_module(appservice_ping.main, dict(timeout=30, appservices=[
+        dict(appservice_id="telegram", as_token="token-two", container="mautrix-telegram")]))
+    assert result["failed"] and result["reason"] == "missing"
+    assert result["msg"].startswith("Synapse could not reach the appservice telegram (container mautrix-telegram)")
+
+
+def test_one_appservice_or_a_list_not_both(docker):
+    docker((True, RUNNING, 0))
+    result = run_module(appservice_ping.main, dict(ARGS, appservices=[]))
+    assert result["failed"] and "mutually exclusive" in result["msg"]

@@ -103,3 +103,21 @@ def test_a_loosened_directory_is_made_private_again(tmp_path):
     assert again["changed"] is True and again["repaired"] == ["."]
     assert again["secrets"] == first["secrets"]
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+
+
+def test_kept_reads_every_secret_already_there_and_repairs_it(tmp_path):
+    directory = tmp_path / "secrets"
+    first = run_module(stored_secrets.main, dict(directory=str(directory), names=["bridge-a-as-token", "postgres-x"]))
+    os.chmod(directory / "postgres-x", 0o644)
+    (directory / "subdir").mkdir()
+    (directory / ".partial.tmp").write_text("not a secret")
+    kept = run_module(stored_secrets.main, dict(directory=str(directory), kept=True))
+    assert kept["secrets"] == first["secrets"]
+    assert kept["created"] == [] and kept["repaired"] == ["postgres-x"]
+    assert stat.S_IMODE(os.stat(directory / "postgres-x").st_mode) == 0o600
+
+
+def test_kept_from_a_missing_directory_reads_none_and_creates_nothing(tmp_path):
+    result = run_module(stored_secrets.main, dict(directory=str(tmp_path / "absent"), kept=True))
+    assert result["secrets"] == {} and result["changed"] is False
+    assert not (tmp_path / "absent").exists()

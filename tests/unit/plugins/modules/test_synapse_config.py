@@ -267,3 +267,43 @@ def test_check_mode_neither_validates_nor_backs_up(hs, tmp_path):
     result, failed = run(dict(path=str(hs), settings={"max_upload_size": "lots"}, validate=CHECKER,
                               backup_path=str(backup)), check_mode=True)
     assert not failed and result["changed"] is True and not backup.exists()
+
+
+def _registration(path, appservice_id, token):
+    path.write_text(yaml.safe_dump({
+        "id": appservice_id, "url": None, "as_token": token, "hs_token": token + "-hs", "sender_localpart": appservice_id,
+        "namespaces": {"users": [{"regex": "@%s_.*:example.org" % appservice_id, "exclusive": True}]}}))
+    return str(path)
+
+
+def test_appservices_are_listed_in_the_same_write_exactly_and_checked(tmp_path):
+    hs = tmp_path / "homeserver.yaml"
+    hs.write_text("server_name: example.org\napp_service_config_files:\n- /bridges/old/registration.yaml\n")
+    (tmp_path / "bridges" / "a").mkdir(parents=True)
+    first = _registration(tmp_path / "bridges" / "a" / "registration.yaml", "a", "token-a")
+    args = dict(path=str(hs), settings={"report_stats": False},
+                appservices={"registrations": [first], "path_map": {str(tmp_path / "bridges"): "/bridges"}})
+    result = run_module(synapse_config.main, args)
+    assert result["changed"] is True
+    assert result["changed_keys"] == ["app_service_config_files", "report_stats"]
+    data = yaml.safe_load(hs.read_text())
+    assert data["app_service_config_files"] == ["/bridges/a/registration.yaml"] and data["report_stats"] is False
+    assert run_module(synapse_config.main, args)["changed"] is False
+
+
+def test_a_bad_registration_leaves_homeserver_yaml_untouched(tmp_path):
+    hs = tmp_path / "homeserver.yaml"
+    hs.write_text("server_name: example.org\n")
+    bad = tmp_path / "registration.yaml"
+    bad.write_text("id: a\n")
+    result = run_module(synapse_config.main, dict(path=str(hs), settings={"report_stats": False},
+                                                   appservices={"registrations": [str(bad)]}))
+    assert result["failed"] is True and str(bad) in result["msg"]
+    assert hs.read_text() == "server_name: example.org\n"
+
+
+def test_no_appservices_and_no_key_is_no_change(tmp_path):
+    hs = tmp_path / "homeserver.yaml"
+    hs.write_text("server_name: example.org\n")
+    result = run_module(synapse_config.main, dict(path=str(hs), appservices={"registrations": []}))
+    assert result["changed"] is False and hs.read_text() == "server_name: example.org\n"

@@ -56,17 +56,17 @@ options:
     elements: dict
     default: []
     suboptions:
-      path:
+      path: &path
         description: Absolute path.
         type: path
         required: true
-      owner:
+      owner: &owner
         description: User name or uid; unchanged when omitted.
         type: raw
-      group:
+      group: &group
         description: Group name or gid; unchanged when omitted.
         type: raw
-      mode:
+      mode: &mode
         description: Mode as for M(ansible.builtin.file), for example V("0640"); unchanged when omitted.
         type: raw
       stop_if_owned_by_another:
@@ -84,10 +84,7 @@ options:
     elements: dict
     default: []
     suboptions:
-      path:
-        description: Absolute path.
-        type: path
-        required: true
+      path: *path
       content:
         description: The file's text. Shown in diffs.
         type: str
@@ -102,12 +99,8 @@ options:
             (as for M(ansible.builtin.template)). When it fails, the file is left as it was and the task
             fails with the command's last lines.
         type: str
-      owner:
-        description: User name or uid; unchanged when omitted.
-        type: raw
-      group:
-        description: Group name or gid; unchanged when omitted.
-        type: raw
+      owner: *owner
+      group: *group
       mode:
         description: Mode as for M(ansible.builtin.file); a new file is C(0600) when omitted.
         type: raw
@@ -120,10 +113,7 @@ options:
     elements: dict
     default: []
     suboptions:
-      path:
-        description: Absolute path.
-        type: path
-        required: true
+      path: *path
       data:
         description: The file's data.
         type: dict
@@ -140,12 +130,8 @@ options:
         description: Replace an existing file that is not valid YAML (by default the task fails, naming it).
         type: bool
         default: false
-      owner:
-        description: User name or uid; unchanged when omitted.
-        type: raw
-      group:
-        description: Group name or gid; unchanged when omitted.
-        type: raw
+      owner: *owner
+      group: *group
       mode:
         description: Mode as for M(ansible.builtin.file); a new file is C(0600) when omitted.
         type: raw
@@ -157,19 +143,10 @@ options:
     elements: dict
     default: []
     suboptions:
-      path:
-        description: Absolute path.
-        type: path
-        required: true
-      owner:
-        description: User name or uid; unchanged when omitted.
-        type: raw
-      group:
-        description: Group name or gid; unchanged when omitted.
-        type: raw
-      mode:
-        description: Mode as for M(ansible.builtin.file); unchanged when omitted.
-        type: raw
+      path: *path
+      owner: *owner
+      group: *group
+      mode: *mode
   absent:
     description:
       - Files to remove, last. A link is removed itself, never what it points to; a directory is refused.

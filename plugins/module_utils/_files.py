@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import copy
-import grp
 import os
 import pwd
 import stat

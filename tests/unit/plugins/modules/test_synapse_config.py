@@ -296,8 +296,8 @@ def test_a_bad_registration_leaves_homeserver_yaml_untouched(tmp_path):
     hs.write_text("server_name: example.org\n")
     bad = tmp_path / "registration.yaml"
     bad.write_text("id: a\n")
-    result = run_module(synapse_config.main, dict(path=str(hs), settings={"report_stats": False},
-                                                   appservices={"registrations": [str(bad)]}))
+    args = dict(path=str(hs), settings={"report_stats": False}, appservices={"registrations": [str(bad)]})
+    result = run_module(synapse_config.main, args)
     assert result["failed"] is True and str(bad) in result["msg"]
     assert hs.read_text() == "server_name: example.org\n"
 

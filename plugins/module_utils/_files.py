@@ -31,13 +31,6 @@ from ansible_collections.switchboard.matrix.plugins.module_utils._yaml_file impo
 # What a diff shows for a file whose content is secret.
 HIDDEN = "(secret content, not shown)\n"
 
-ENTRY_OPTIONS = dict(
-    path=dict(type="path", required=True),
-    owner=dict(type="raw"),
-    group=dict(type="raw"),
-    mode=dict(type="raw"),
-)
-
 
 class FilesError(Exception):
     """A path cannot be made what the task asks; the message starts with the path."""

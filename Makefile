@@ -7,7 +7,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Keep test state out of the user's ~/.ansible and ~/.cache.
 TEST_HOME := $(abspath .cache/home)
 
-.PHONY: venv docker-engine deploy test unit lint sanity molecule images bench clean
+.PHONY: venv docker-engine deploy test unit lint sanity molecule images bench bench-load clean
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -52,6 +52,10 @@ test: unit lint sanity molecule
 
 bench: docker-engine images
 	HOME=$(TEST_HOME) scripts/benchmark
+
+# The client API under a bounded load: the monolith against the workers (scale scenario).
+bench-load: docker-engine images
+	HOME=$(TEST_HOME) scripts/bench_load
 
 clean:
 	rm -rf .cache tests/output

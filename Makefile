@@ -50,8 +50,9 @@ molecule: venv images
 
 test: unit lint sanity molecule
 
+# BENCH_ARGS="--against <git revision>": also the per-task no-op against an older checkout.
 bench: docker-engine images
-	HOME=$(TEST_HOME) scripts/benchmark
+	HOME=$(TEST_HOME) scripts/benchmark $(BENCH_ARGS)
 
 # The client API under a bounded load: the monolith against the workers (scale scenario).
 bench-load: docker-engine images

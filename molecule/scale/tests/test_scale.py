@@ -232,12 +232,46 @@ def test_the_bridge_bot_answers_a_dm_through_the_appservice_worker(http, user):
 def test_a_second_full_run_changes_nothing_and_restarts_nothing(host):
     """Every task runs (the fast path off): 0 changed, every container still the same process."""
     containers = ["synapse", "redis", "caddy", "postgres", "mautrix-telegram"] + list(WORKERS)
-    before = {name: inspect(host, name)["State"]["StartedAt"] for name in containers}
+    before = started_at(host, containers)
     run = ansible_playbook("site.yml", "-e", "switchboard_fast_noop=false")
     assert run.rc == 0, run.output[-4000:]
     recap = run.recap(VPS)
     assert recap["changed"] == 0 and recap["failed"] == 0, (recap, run.output[-4000:])
-    assert {name: inspect(host, name)["State"]["StartedAt"] for name in containers} == before
+    assert started_at(host, containers) == before
+
+
+def started_at(host, containers):
+    return {name: inspect(host, name)["State"]["StartedAt"] for name in containers}
+
+
+def test_a_change_of_one_workers_own_file_restarts_that_worker_only(host):
+    """generic-1 serving the client API only: its file and the proxy's routes change,
+    homeserver.yaml does not; Caddy reloads in place."""
+    containers = ["synapse", "redis", "caddy", "mautrix-telegram"] + list(WORKERS)
+    before = started_at(host, containers)
+    workers = [{"name": "generic-1", "serves": ["client"]},
+               {"name": "federation-sender-1", "handles": ["federation_sender"]},
+               {"name": "media-1", "serves": ["media"]},
+               {"name": "appservice-pusher-1", "handles": ["appservices", "pusher"]}]
+    run = ansible_playbook("site.yml", "-e", json.dumps({"synapse_workers": workers}))
+    assert run.rc == 0, run.output[-4000:]
+    after = started_at(host, containers)
+    assert [name for name in containers if after[name] != before[name]] == ["synapse-generic-1"]
+    worker_file = yaml.safe_load(host.file("/matrix/synapse/data/workers/generic-1.yaml").content_string)
+    assert worker_file["worker_listeners"][0]["resources"][0]["names"] == ["client"]
+
+
+def test_check_mode_shows_the_switch_to_none_and_changes_nothing(host):
+    containers = ["synapse", "redis"] + list(WORKERS)
+    before = started_at(host, containers)
+    config = host.file("/matrix/synapse/data/homeserver.yaml").content_string
+    run = ansible_playbook("site.yml", "--check", "--diff", "-e", "synapse_workers_preset=none")
+    assert run.rc == 0, run.output[-4000:]
+    assert run.recap(VPS)["changed"] > 0
+    assert "instance_map" in run.output  # the diff of homeserver.yaml
+    assert started_at(host, containers) == before
+    assert host.file("/matrix/synapse/data/homeserver.yaml").content_string == config
+    assert host.file("/matrix/synapse/data/workers/generic-1.yaml").exists
 
 
 def test_switching_to_none_removes_the_workers_and_redis_and_keeps_the_messages(host, http, user):

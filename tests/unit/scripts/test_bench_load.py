@@ -179,3 +179,32 @@ def test_scenario_endpoint_refuses(published):
 def test_scenario_endpoint_needs_a_host_name():
     with pytest.raises(bench.LoadFailed):
         bench.scenario_endpoint(scenario(["127.0.0.1:48443:443"]))
+
+
+def one_load(rate, p95, cpu=None):
+    result = {"msg/s": "%.1f" % rate, "_msg/s": rate, "_p95": p95}
+    if cpu is not None:
+        result["_cpu/msg"] = cpu
+    return result
+
+
+def test_of_rounds_shows_the_median_round_and_medians():
+    figures = bench.of_rounds([one_load(60.0, 0.40, 0.018), one_load(24.0, 1.5, 0.040), one_load(40.0, 0.70, 0.033)])
+    assert figures["msg/s"] == "40.0"  # the median round's own figures
+    assert figures["msg/s of each round"] == "60.0 24.0 40.0"
+    assert figures["send latency p95 of each round"] == "400 ms 1500 ms 700 ms"
+    assert figures["containers' CPU per message of each round"] == "18.0 ms 40.0 ms 33.0 ms"
+    assert (figures["_msg/s"], figures["_p95"], figures["_cpu/msg"]) == (40.0, 0.70, 0.033)
+
+
+def test_of_rounds_one_round_is_that_round():
+    assert bench.of_rounds([one_load(50.0, 0.3)]) == one_load(50.0, 0.3)
+
+
+def test_ratios_to_the_first_preset():
+    results = {"none": one_load(60.0, 0.40, 0.018), "small": one_load(36.0, 0.80, 0.036)}
+    assert bench.ratios(results, ["none", "small"]) == {
+        "small/none msg/s": "0.60", "small/none send latency p95": "2.00", "small/none containers' CPU per message": "2.00"}
+    # No CPU figures (cgroup files not found): that ratio is left out, not made up.
+    results = {"none": one_load(60.0, 0.40), "small": one_load(30.0, 0.80)}
+    assert bench.ratios(results, ["none", "small"]) == {"small/none msg/s": "0.50", "small/none send latency p95": "2.00"}

@@ -18,8 +18,11 @@ import pytest
 import yaml
 from matrix_dm import ask_in_a_dm
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomMessagesResponse, RoomSendResponse
+from playbook_runs import ansible_playbook
 
 SERVER = "switchboard.test"
+# The VPS of each part (molecule.yml's platforms; conftest.py reaches them as `vps`).
+VPS = {"db": "switchboard-vps-db", "hs": "switchboard-vps-hs", "br": "switchboard-vps-br"}
 # Each host's switchboard_private_address (molecule.yml).
 ADDRESS = {"db": "10.213.61.10", "hs": "10.213.61.11", "br": "10.213.61.12"}
 # The containers each host runs, and the images prepare gave it (name parts).
@@ -231,3 +234,34 @@ def test_the_bridge_keeps_its_data_in_postgresql_on_db(vps):
 @pytest.mark.parametrize("part", ["hs", "br"])
 def test_no_postgresql_data_outside_db(vps, part):
     assert not vps[part].file("/matrix/postgres").exists, part
+
+
+def started_at(vps):
+    """Each container's start time, on every host."""
+    return {part: {name: inspect(host, name)["State"]["StartedAt"] for name in CONTAINERS[part]}
+            for part, host in vps.items()}
+
+
+# Last: these run site.yml again. Molecule's idempotence step stopped at the fast no-op;
+# here every task runs, on all three hosts together, and again for one bridge's tag.
+@pytest.mark.parametrize("args", [(), ("--tags", "telegram")], ids=["all", "tags-telegram"])
+def test_a_full_second_run_changes_nothing_on_any_host(vps, args):
+    before = started_at(vps)
+    run = ansible_playbook("site.yml", "-e", "switchboard_fast_noop=false", *args)
+    assert run.rc == 0, run.output[-4000:]
+    for name in VPS.values():
+        recap = run.recap(name)
+        assert recap.get("changed") == 0 and recap.get("failed") == 0, (name, recap, run.output[-4000:])
+    assert started_at(vps) == before
+
+
+def test_a_run_that_leaves_synapses_host_out_is_refused(vps):
+    """The bridges' host alone cannot read the tokens kept on Synapse's host: refused in the
+    first play, naming the hosts, with nothing changed."""
+    before = started_at(vps)
+    run = ansible_playbook("site.yml", "-e", "switchboard_fast_noop=false", "--limit", VPS["br"])
+    assert run.rc != 0
+    assert "no --limit leaving one out" in run.output, run.output[-4000:]
+    assert all(name in run.output for name in VPS.values()), run.output[-4000:]
+    assert run.recap(VPS["br"]).get("changed") == 0, run.output[-4000:]
+    assert started_at(vps) == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import urllib.parse
 
@@ -234,6 +235,35 @@ def test_the_bridge_keeps_its_data_in_postgresql_on_db(vps):
 @pytest.mark.parametrize("part", ["hs", "br"])
 def test_no_postgresql_data_outside_db(vps, part):
     assert not vps[part].file("/matrix/postgres").exists, part
+
+
+def test_the_day2_playbooks_run_on_synapses_host_or_refuse(vps):
+    """register_user.yml and check.yml act on Synapse's host only (the check from the proxy's,
+    here the same host), and backup.yml, which works on one host's data, refuses before
+    anything changes."""
+    localpart = f"hosts-day2-{secrets.token_hex(3)}"
+    run = ansible_playbook("playbooks/register_user.yml", "-e", f"user={localpart}",
+                           "-e", f"password={secrets.token_urlsafe(12)}")
+    assert run.rc == 0, run.output[-4000:]
+    assert f"@{localpart}:{SERVER} is registered" in run.output, run.output[-4000:]
+    assert psql(vps["db"], "synapse", f"SELECT name FROM users WHERE name = '@{localpart}:{SERVER}'") == \
+        [f"@{localpart}:{SERVER}"]
+    for part in ("db", "br"):
+        assert run.recap(VPS[part]).get("changed") == 0, run.output[-4000:]
+
+    check = ansible_playbook("playbooks/check.yml", "-v")
+    assert check.rc == 0, check.output[-4000:]
+    # Synapse on hs pinged the bridge on br (the wait phase, run on hs only).
+    assert re.search(r"Wait until Synapse reaches the bridge telegram\]\s*\**\s*ok: \[switchboard-vps-hs\]",
+                     check.output), check.output[-4000:]
+    assert "valid, and Synapse answers through the proxy" in check.output, check.output[-4000:]
+
+    backup = ansible_playbook("playbooks/backup.yml")
+    assert backup.rc != 0
+    assert "backup.yml works on a deployment on one host" in " ".join(backup.output.split()), backup.output[-4000:]
+    for name in VPS.values():
+        assert backup.recap(name).get("changed") == 0, backup.output[-4000:]
+    assert vps["hs"].run("ls /matrix/backups 2>/dev/null").stdout.strip() == ""
 
 
 def started_at(vps):

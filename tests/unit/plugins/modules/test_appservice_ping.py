@@ -15,11 +15,13 @@ ARGS = dict(appservice_id="whatsapp", as_token="secret-as-token", container="mau
 class FakeDocker:
     """Answers the module's docker commands from a script of polls; records every call."""
 
-    def __init__(self, polls, synapse_healthy=True, logs="bridge: listening on :29318"):
+    def __init__(self, polls, synapse_healthy=True, logs="bridge: listening on :29318", answering=None):
         # One (pinged, state or None, restart count) per poll; the last repeats.
         self.polls, self.synapse_healthy, self.logs = list(polls), synapse_healthy, logs
         self.calls, self.poll = [], -1
         self.now = 0.0
+        # The ids that answer the first ping of several at once (None: as the first poll says).
+        self.answering = answering
 
     def current(self):
         return self.polls[min(self.poll, len(self.polls) - 1)]
@@ -27,6 +29,12 @@ class FakeDocker:
     def run_command(self, argv, environ_update=None, **_kwargs):
         self.calls.append((argv, dict(environ_update or {})))
         verb = argv[1]
+        if verb == "exec" and "AS_TOKEN_0" in argv:
+            # Several at once: the first poll's answer for every one of them, unless scripted.
+            self.poll += 1
+            ids = argv[argv.index("-c") + 2:]
+            answering = self.answering if self.answering is not None else (ids if self.current()[0] else [])
+            return 0, "".join("%d\n" % n for n, name in enumerate(ids) if name in answering), ""
         if verb == "exec" and "AS_TOKEN" in argv:
             self.poll += 1
             return (0, "", "") if self.current()[0] else (1, "", "urllib.error.URLError")
@@ -139,14 +147,39 @@ def test_negative_timeout_is_refused(docker):
     assert result["failed"] and "must not be negative" in result["msg"] and fake.calls == []
 
 
-def test_several_appservices_in_one_run_each_pinged_with_its_own_token(docker):
+def test_several_appservices_answering_at_once_cost_one_exec_each_with_its_own_token(docker):
     fake = docker((True, RUNNING, 0))
     result = run_module(appservice_ping.main, dict(timeout=30, appservices=[
         dict(appservice_id="whatsapp", as_token="token-one", container="mautrix-whatsapp"),
         dict(appservice_id="telegram", as_token="token-two", container="mautrix-telegram")]))
     assert not result.get("failed") and result["changed"] is False
+    assert len(fake.calls) == 1
+    argv, environ = fake.calls[0]
+    assert argv[-2:] == ["whatsapp", "telegram"]
+    assert environ == {"AS_TOKEN_0": "token-one", "AS_TOKEN_1": "token-two"}
+    # The tokens travel in the environment of docker exec, never on its command line.
+    assert not {"token-one", "token-two"} & set(argv)
+
+
+def test_only_the_appservices_not_answering_at_once_are_waited_for(docker):
+    fake = docker((False, RUNNING, 0), (True, RUNNING, 0), answering=["whatsapp"])
+    result = run_module(appservice_ping.main, dict(timeout=30, appservices=[
+        dict(appservice_id="whatsapp", as_token="token-one", container="mautrix-whatsapp"),
+        dict(appservice_id="telegram", as_token="token-two", container="mautrix-telegram")]))
+    assert not result.get("failed")
     pings = [(argv[-1], environ["AS_TOKEN"]) for argv, environ in fake.calls if "AS_TOKEN" in argv]
-    assert pings == [("whatsapp", "token-one"), ("telegram", "token-two")]
+    assert pings == [("telegram", "token-two")]
+
+
+def test_the_ping_of_several_runs_in_python(docker):
+    """The script the module hands Synapse's Python: it pings each with its own token."""
+    fake = docker((True, RUNNING, 0))
+    run_module(appservice_ping.main, dict(timeout=30, appservices=[
+        dict(appservice_id="a/b", as_token="t0", container="c0"), dict(appservice_id="x", as_token="t1", container="c1")]))
+    argv, _environ = fake.calls[0]
+    script = argv[argv.index("-c") + 1]
+    compile(script, "<ping>", "exec")
+    assert argv[-2:] == ["a%2Fb", "x"] and "AS_TOKEN_%d" in script
 
 
 def test_the_first_appservice_not_reached_fails_and_is_named(docker):

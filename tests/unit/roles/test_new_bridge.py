@@ -70,8 +70,9 @@ def test_a_new_bridge_is_one_role_and_one_entry(tmp_path):
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
     tasks = re.findall(r"^TASK \[(.*)\]", output, flags=re.M)
-    # Its directories, registration and config are one module run (roles/bridge/tasks/files.yml).
-    for expected in ("Check the example bridge's settings", "Write the files of example",
+    # Its directories, registration and config are in the bridges' one module run
+    # (roles/bridge/tasks/write.yml), with no other bridge's.
+    for expected in ("Check the example bridge's settings", "Write the files of the bridges example",
                      "Run the container of example"):
         assert any(expected in task for task in tasks), (expected, tasks)
     # The first play checked it too, and no other bridge ran.

@@ -268,6 +268,7 @@ class Checker:
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(planned)) as pool:
             self.checks.extend(pool.map(lambda item: self.outcome(*item), planned))
 
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(

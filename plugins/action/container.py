@@ -25,8 +25,8 @@ _NOT_CONFIGURATION = frozenset(("restart", "recreate", "force_kill", "removal_wa
 # Options that make docker_container act each time, or talk to another daemon than the
 # host's `docker` command does: these always go to the module.
 _ALWAYS_MODULE = frozenset((
-    "pull", "restart", "recreate", "docker_host", "tls", "tls_hostname", "validate_certs", "ca_path",
-    "client_cert", "client_key", "api_version", "use_ssh_client", "cleanup", "detach",
+    "restart", "recreate", "docker_host", "tls", "tls_hostname", "validate_certs", "ca_path",
+    "client_cert", "client_key", "api_version", "use_ssh_client",
     # What `docker update` changes on a running container: compared by the module only.
     "memory", "memory_reservation", "memory_swap", "cpus", "cpu_period", "cpu_quota", "cpu_shares",
     "cpuset_cpus", "cpuset_mems", "blkio_weight", "pids_limit", "kernel_memory",
@@ -57,6 +57,11 @@ def needs_module(options):
     for key in sorted(_ALWAYS_MODULE):
         if options.get(key) not in (None, False):
             return "option %s" % key
+    # A pull of an image the host has already, each time; a container run until it exits.
+    if options.get("pull") not in (None, False, "missing", "never"):
+        return "option pull"
+    if options.get("detach") is False:
+        return "option detach"
     return None
 
 

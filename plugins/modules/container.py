@@ -20,9 +20,10 @@ description:
     M(community.docker.docker_container) gives when it finds nothing to do, C(changed=false) and RV(container).
   - Anything else goes to the module, which compares and changes as it always does, including check mode and
     diff. Always so with O(community.docker.docker_container#module:state) other than V(started), with
-    O(community.docker.docker_container#module:restart), O(community.docker.docker_container#module:recreate) or
-    O(community.docker.docker_container#module:pull), with the options of another Docker daemon, and with the
-    resource limits C(docker update) can change on a running container.
+    O(community.docker.docker_container#module:restart) or O(community.docker.docker_container#module:recreate),
+    with a pull each time (O(community.docker.docker_container#module:pull) true or V(always)), with
+    O(community.docker.docker_container#module:detach=false), with the options of another Docker daemon, and with
+    the resource limits C(docker update) can change on a running container.
   - A change of any option gives another digest, so the module recreates the container, also where it could
     have changed it in place. The first run with this module recreates each container once, to add the label.
   - This is how Docker Compose finds the services it need not touch (its C(com.docker.compose.config-hash) label).

@@ -69,12 +69,15 @@ def test_the_label_joins_the_labels_of_the_options():
     ({"restart": True}, "option restart"),
     ({"recreate": True}, "option recreate"),
     ({"pull": "always"}, "option pull"),
+    ({"pull": True}, "option pull"),
+    ({"detach": False}, "option detach"),
     ({"docker_host": "tcp://127.0.0.1:2375"}, "option docker_host"),
     ({"memory": "1g"}, "option memory"),
 ])
 def test_these_options_always_go_to_the_module(changes, reason):
     assert plugin.needs_module(dict(OPTIONS, **changes)) == reason
     assert plugin.needs_module(dict(OPTIONS, restart=False, pull=False)) is None
+    assert plugin.needs_module(dict(OPTIONS, pull="missing", detach=True)) is None
 
 
 def test_a_container_made_with_these_options_differs_in_nothing():

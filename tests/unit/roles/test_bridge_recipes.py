@@ -25,6 +25,7 @@ PLAY = """
   gather_facts: false
   tasks:
     - ansible.builtin.include_vars: {roles}/bridge_{name}/defaults/main.yml
+    - ansible.builtin.include_vars: {roles}/bridge_{name}/vars/main.yml
     - ansible.builtin.include_vars: {engine}/defaults/main.yml
     - ansible.builtin.include_vars: {engine}/vars/main.yml
     - ansible.builtin.set_fact:

@@ -130,15 +130,19 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         options = dict(self._task.args)
+        always_module = needs_module(options)
+        env_file = options.get("env_file")
         env_file_digest, container, image_id = "", None, ""
-        if options.get("state", "started") == "started" and options.get("name") and options.get("image"):
-            env_file = options.get("env_file")
+        # A look only where it can spare the module run, or where the label needs the
+        # env_file's digest (a restart writes the label the next run compares).
+        if options.get("state", "started") == "started" and options.get("name") and options.get("image") and (
+                always_module is None or env_file):
             answer = self._low_level_execute_command(inspect_command(options["name"], options["image"], env_file),
                                                      sudoable=True)
             env_file_digest, container, image_id = parse_inspect(
                 to_text(answer.get("stdout", ""), errors="surrogate_or_strict"), env_file)
         options = with_config_label(options, env_file_digest)
-        if needs_module(options) is None and difference(options, container, image_id) is None:
+        if always_module is None and difference(options, container, image_id) is None:
             # What docker_container returns when it finds nothing to do.
             result.update(changed=False, container=container)
             return result

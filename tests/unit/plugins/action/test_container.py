@@ -225,6 +225,19 @@ def test_anything_else_goes_to_docker_container_with_the_label(args, container):
         {key: value for key, value in args.items() if key != "labels"}
 
 
+def test_a_restart_goes_to_the_module_without_a_look_unless_the_label_needs_the_env_file():
+    action = FakeAction(dict(OPTIONS, restart=True), host_answer(made_with(OPTIONS)))
+    action.run(task_vars={})
+    assert action.commands == [] and len(action.module_runs) == 1
+    env_file_answer = "%s  -\n\n---\n%s" % ("b" * 64, host_answer(made_with(OPTIONS)))
+    action = FakeAction(dict(OPTIONS, restart=True, env_file="/matrix/bot/bot.env"), env_file_answer)
+    action.run(task_vars={})
+    assert len(action.commands) == 1
+    [run] = action.module_runs
+    assert run["module_args"]["labels"][plugin.CONFIG_LABEL] == plugin.config_hash(
+        dict(OPTIONS, env_file="/matrix/bot/bot.env"), env_file_digest="b" * 64)
+
+
 def test_absent_goes_to_the_module_without_a_look():
     action = FakeAction({"name": "mautrix-discord", "state": "absent"}, "")
     action.run(task_vars={})
